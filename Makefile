@@ -1,0 +1,65 @@
+# nestlab.cloudlab — every target sets up what it needs through tools/bootstrap.sh.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export NESTLAB_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/nestlab-cloudlab
+MARKER_ISO := $(CURDIR)/.cache/marker.iso
+SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+
+.PHONY: help setup demo demo-destroy test unit lint sanity molecule bench build clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+setup:  ## Install host packages (if missing), .venv and dependency collections
+	@tools/bootstrap.sh
+
+demo: setup  ## Boot the test-bed hypervisor and run site.yml against it
+	@tools/demo.sh
+
+demo-destroy:  ## Stop the demo hypervisor
+	@python3 tests/testbed/testbed.py down demo
+
+test: unit lint sanity molecule  ## The whole suite (what CI runs)
+	@echo "make test: all layers passed"
+
+unit: setup  ## pytest unit tests
+	pytest
+
+lint: setup  ## ansible-lint (production profile), yamllint via ansible-lint, shellcheck
+	ansible-lint --profile production
+	shellcheck tools/*.sh .ci/run
+
+sanity: setup  ## ansible-test sanity on a temporary ansible_collections/ copy
+	tools/sanity.sh
+
+$(MARKER_ISO): tests/testbed/marker_iso.py
+	@mkdir -p $(dir $@)
+	python3 tests/testbed/marker_iso.py $@
+
+molecule: setup $(MARKER_ISO)  ## Every molecule scenario, one test-bed VM at a time
+	@python3 tests/testbed/testbed.py image >/dev/null
+	@for scenario in $(SCENARIOS); do \
+	  echo "=== molecule scenario $$scenario"; \
+	  start=$$(date +%s); \
+	  if ! molecule test -s $$scenario; then \
+	    echo "=== scenario $$scenario FAILED; L1 serial log tail:"; \
+	    tail -n 60 "$(NESTLAB_CACHE)/logs/molecule-$$scenario.serial.log" 2>/dev/null || true; \
+	    exit 1; \
+	  fi; \
+	  echo "=== scenario $$scenario passed in $$(( $$(date +%s) - start ))s"; \
+	done
+
+bench: setup  ## Benchmarks (see bench/README.md)
+	@bench/run.sh
+
+build: setup  ## Build the collection tarball
+	ansible-galaxy collection build --force --output-path .cache/dist .
+
+clean:  ## Remove the venv, caches and stray beds (the image cache stays)
+	python3 tests/testbed/testbed.py reap
+	rm -rf .venv .cache .pytest_cache collections/ansible_collections/{ansible,community}
