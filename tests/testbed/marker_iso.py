@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build a tiny bootable ISO whose only job is to print a marker on COM1.
 
 The boot image is 2048 bytes of 16-bit real-mode code loaded by El Torito

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Disposable nested-KVM hypervisor ("L1") for the collection's tests and demo.
 
 The L1 is a Debian 12 guest built with mmdebstrap, booted under TCG with an AMD SVM
