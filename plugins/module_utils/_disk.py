@@ -1,0 +1,112 @@
+# Copyright: (c) 2026, nestlab.cloudlab developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""VM disk sizes and the data-safety rules for creating, growing, shrinking and removing.
+
+Private to this collection.  No I/O except `open_by`, which reads a /proc root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+UNITS = {"": 1, "b": 1, "s": 512, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3,
+         "t": 1024 ** 4, "p": 1024 ** 5}
+SIZE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bskmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,126}$")
+
+
+class DiskError(Exception):
+    """A request that must not be carried out; the message is for the user."""
+
+
+def parse_size(text):
+    """Bytes for an lvcreate-style size: 100g, 100G, 100GiB, 1.5t, 512m, 2048 (bytes).
+
+    Units are powers of 1024 as in LVM; a bare number is bytes.
+    """
+    match = SIZE_PATTERN.match(str(text))
+    if not match:
+        raise DiskError("size %r does not parse: use a number with an optional unit "
+                        "k, m, g, t or p (powers of 1024), e.g. 100g" % (text,))
+    size = int(float(match.group(1)) * UNITS[match.group(2).lower()])
+    if size <= 0:
+        raise DiskError("size %r must be larger than zero" % (text,))
+    return size
+
+
+def human(size):
+    """Short binary size, e.g. 107374182400 -> '100g'."""
+    for unit in ("p", "t", "g", "m", "k"):
+        if size >= UNITS[unit] and size % UNITS[unit] == 0:
+            return "%d%s" % (size // UNITS[unit], unit)
+    return "%db" % size
+
+
+def round_up(size, granularity):
+    """SIZE rounded up to a multiple of GRANULARITY (LVM allocates whole extents)."""
+    if granularity <= 1:
+        return size
+    return -(-size // granularity) * granularity
+
+
+def check_name(name):
+    if not NAME_PATTERN.match(name or ""):
+        raise DiskError("disk name %r is not allowed: use letters, digits, '.', '_', '+' "
+                        "and '-', starting with a letter or digit" % (name,))
+
+
+def plan(current, requested, state, allow_grow=True, force=False, in_use=False, what="disk"):
+    """Decide one of 'create', 'grow', 'shrink', 'remove' or None (nothing to do).
+
+    CURRENT is the existing size in bytes (None when the disk does not exist) and
+    REQUESTED the wanted size in bytes, already rounded as the backend allocates.
+    Raises DiskError for anything that could lose data without an explicit opt-in.
+    """
+    if state == "absent":
+        if current is None:
+            return None
+        if in_use:
+            raise DiskError("%s is in use by a running process (a VM?); stop it before "
+                            "removing the disk" % what)
+        return "remove"
+    if current is None:
+        return "create"
+    if requested == current:
+        return None
+    if requested > current:
+        if not allow_grow:
+            raise DiskError("%s is %s, %s was asked and growing is not allowed "
+                            "(allow_grow=false)" % (what, human(current), human(requested)))
+        return "grow"
+    if not force:
+        raise DiskError("%s is %s and %s was asked: shrinking destroys the data past the new "
+                        "end, so it is refused. Set force=true to shrink anyway."
+                        % (what, human(current), human(requested)))
+    if in_use:
+        raise DiskError("%s is in use by a running process (a VM?); it cannot be shrunk "
+                        "while in use" % what)
+    return "shrink"
+
+
+def open_by(path, root="/"):
+    """PIDs of processes that hold PATH (after resolving links) open."""
+    target = os.path.realpath(path)
+    proc = os.path.join(root, "proc")
+    holders = []
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        fd_dir = os.path.join(proc, entry, "fd")
+        try:
+            descriptors = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            try:
+                if os.readlink(os.path.join(fd_dir, descriptor)) == target:
+                    holders.append(int(entry))
+                    break
+            except OSError:
+                continue
+    return sorted(holders)
