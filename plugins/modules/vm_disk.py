@@ -167,11 +167,14 @@ class FileDisk:
     def __init__(self, module, name, directory, image_format):
         self.module, self.format = module, image_format
         self.path = os.path.join(directory, "%s.%s" % (name, image_format))
-        if not os.path.isdir(directory):
-            raise DiskError("directory %s for VM disk files does not exist" % directory)
         self.directory = directory
 
     def read(self):
+        if not os.path.isdir(self.directory):
+            # In check mode the directory may be one this run would create first.
+            if self.module.check_mode:
+                return None, False
+            raise DiskError("directory %s for VM disk files does not exist" % self.directory)
         if not os.path.exists(self.path):
             return None, False
         rc, out, err = self.module.run_command(["qemu-img", "info", "-U", "--output=json",
@@ -184,7 +187,7 @@ class FileDisk:
         return 512
 
     def check_space(self, needed):
-        if self.format == "raw":
+        if self.format == "raw" and os.path.isdir(self.directory):
             stats = os.statvfs(self.directory)
             free = stats.f_bavail * stats.f_frsize
             if needed > free:
