@@ -76,8 +76,8 @@ def plan(ruleset, bridges, state="present"):
                 if key not in existing:
                     commands.append(insert_command(chain, bridge))
             elif key in existing:
-                commands.append("delete rule %s %s %s handle %s" % (key[0], key[1], key[2],
-                                                                     existing[key]))
+                commands.append("delete rule %s %s %s handle %s"
+                                % (key[0], key[1], key[2], existing[key]))
     if state == "absent":
         return commands, []
     # Tagged rules for bridges no longer listed are removed as well.

@@ -15,7 +15,9 @@ description:
     C(/dev/kvm) exists, and which processes run VMs.
   - Changes nothing.
 author:
-  - nestlab.cloudlab developers
+  - nestlab.cloudlab developers (@nestlab)
+extends_documentation_fragment:
+  - nestlab.cloudlab.attributes
 attributes:
   check_mode:
     support: full
@@ -23,7 +25,6 @@ attributes:
     support: none
   platform:
     platforms: linux
-extends_documentation_fragment: []
 options: {}
 """
 

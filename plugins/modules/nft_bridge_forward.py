@@ -20,7 +20,9 @@ description:
   - With no forward base chain (no firewall filtering forwarded traffic) nothing is done.
   - Optionally writes the rules to a file that a firewall reload can replay.
 author:
-  - nestlab.cloudlab developers
+  - nestlab.cloudlab developers (@nestlab)
+extends_documentation_fragment:
+  - nestlab.cloudlab.attributes
 attributes:
   check_mode:
     support: full

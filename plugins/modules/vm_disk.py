@@ -15,7 +15,9 @@ description:
     running process (a VM) holds open.
   - Unlike M(community.general.lvol), which shrinks by default, a smaller size is an error.
 author:
-  - nestlab.cloudlab developers
+  - nestlab.cloudlab developers (@nestlab)
+extends_documentation_fragment:
+  - nestlab.cloudlab.attributes
 attributes:
   check_mode:
     support: full
@@ -152,13 +154,15 @@ class LvmDisk:
                             % (self.vg, human(self.free), human(needed), self.name))
 
     def apply(self, action, size):
-        commands = {
-            "create": ["lvcreate", "--yes", "-n", self.name, "-L", "%db" % size, self.vg],
-            "grow": ["lvextend", "-L", "%db" % size, self.path],
-            "shrink": ["lvreduce", "--yes", "--force", "-L", "%db" % size, self.path],
-            "remove": ["lvremove", "--yes", "%s/%s" % (self.vg, self.name)],
-        }
-        self.module.run_command(commands[action], check_rc=True)
+        if action == "remove":
+            argv = ["lvremove", "--yes", "%s/%s" % (self.vg, self.name)]
+        else:
+            argv = {
+                "create": ["lvcreate", "--yes", "-n", self.name, "-L", "%db" % size, self.vg],
+                "grow": ["lvextend", "-L", "%db" % size, self.path],
+                "shrink": ["lvreduce", "--yes", "--force", "-L", "%db" % size, self.path],
+            }[action]
+        self.module.run_command(argv, check_rc=True)
 
 
 class FileDisk:
@@ -195,17 +199,16 @@ class FileDisk:
                                 % (self.directory, human(free), human(needed), self.path))
 
     def apply(self, action, size):
-        commands = {
-            "create": ["qemu-img", "create", "-q", "-f", self.format, self.path, str(size)],
-            "grow": ["qemu-img", "resize", "-q", "-f", self.format, self.path, str(size)],
-            "shrink": ["qemu-img", "resize", "-q", "--shrink", "-f", self.format, self.path,
-                       str(size)],
-        }
         if action == "remove":
             os.remove(self.path)
-        else:
-            self.module.run_command(commands[action], check_rc=True)
-            os.chmod(self.path, 0o600)
+            return
+        argv = {
+            "create": ["qemu-img", "create", "-q", "-f", self.format, self.path, str(size)],
+            "grow": ["qemu-img", "resize", "-q", "-f", self.format, self.path, str(size)],
+            "shrink": ["qemu-img", "resize", "-q", "--shrink", "-f", self.format, self.path, str(size)],
+        }[action]
+        self.module.run_command(argv, check_rc=True)
+        os.chmod(self.path, 0o600)
 
 
 def run(module, params):

@@ -1,0 +1,322 @@
+# Copyright: (c) 2026, nestlab.cloudlab developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""qemu-kvm VMs: the argv of a VM, and what the host already uses.
+
+Everything here is a plain function: argv building from a spec, parsing of qemu command
+lines, /proc/net/tcp, /proc/meminfo, bridge.conf and `bridge fdb` output.  Functions that
+read the host take a root directory so tests can point them at a fake one.
+
+Private to this collection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import re
+
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import AllocationError, normalize_mac
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+BRIDGE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
+QEMU_BINARIES = ("qemu-system-x86_64", "qemu-kvm", "kvm")
+ACL_PATHS = ("/etc/qemu/bridge.conf", "/etc/qemu-kvm/bridge.conf")
+MAC_IN_ARG = re.compile(r"(?:^|,)(?:mac|macaddr)=([0-9A-Fa-f:]{17})(?:,|$)")
+
+
+class SpecError(Exception):
+    """A VM request that cannot be carried out; the message is for the user."""
+
+
+def runtime_paths(state_dir, name):
+    """Where a VM's pidfile, QMP socket, serial log and recorded spec live."""
+    base = os.path.join(state_dir, "vms", name)
+    return {
+        "dir": base,
+        "pidfile": os.path.join(base, "qemu.pid"),
+        "qmp": os.path.join(base, "qmp.sock"),
+        "serial": os.path.join(base, "serial.log"),
+        "spec": os.path.join(base, "spec.json"),
+    }
+
+
+def default_cpu(accel, vendor):
+    """A CPU model that lets the guest nest: the host's own under KVM."""
+    if accel == "kvm":
+        return "host"
+    return "qemu64,+vmx" if vendor == "intel" else "qemu64,+svm"
+
+
+def boot_argument(boot, has_cdrom):
+    """-boot value: 'once' boots the ISO first and the disk after the installer reboots."""
+    if boot == "cdrom" or (boot == "once" and has_cdrom):
+        return "once=d" if boot == "once" else "d"
+    return "c"
+
+
+def is_loopback(address):
+    if address in ("localhost", "::1"):
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def vnc_argument(listen, display, password):
+    host = "[%s]" % listen if ":" in listen else listen
+    return "%s:%d%s" % (host, display, ",password=on" if password else "")
+
+
+def escape(value):
+    """A path inside a qemu option list, where a comma must be written twice."""
+    return value.replace(",", ",,")
+
+
+def build_argv(spec, allocation, paths, binary="qemu-system-x86_64"):
+    """The full qemu command line of a VM.
+
+    SPEC holds the normalized request (name, memory, vcpus, cpu, accel, disks, nics,
+    cdrom, boot, vnc_listen, vnc_password, extra_args); ALLOCATION the MACs and display.
+    """
+    argv = [binary, "-name", "guest=%s,process=nestlab-%s" % (spec["name"], spec["name"]),
+            "-accel", spec["accel"], "-cpu", spec["cpu"],
+            "-smp", str(spec["vcpus"]), "-m", str(spec["memory"])]
+    for disk in spec["disks"]:
+        argv += ["-drive", "file=%s,if=virtio,format=%s" % (escape(disk["path"]), disk["format"])]
+    for index, nic in enumerate(spec["nics"]):
+        argv += ["-netdev", "bridge,id=net%d,br=%s" % (index, nic["bridge"]),
+                 "-device", "%s,netdev=net%d,mac=%s" % (nic["model"], index, allocation["macs"][index])]
+    if spec.get("cdrom"):
+        argv += ["-drive", "file=%s,media=cdrom,readonly=on" % escape(spec["cdrom"])]
+    argv += ["-boot", boot_argument(spec["boot"], bool(spec.get("cdrom"))),
+             "-vnc", vnc_argument(spec["vnc_listen"], allocation["display"], spec["vnc_password"]),
+             "-serial", "file:%s" % paths["serial"],
+             "-qmp", "unix:%s,server=on,wait=off" % escape(paths["qmp"]),
+             "-pidfile", paths["pidfile"], "-daemonize"]
+    return argv + list(spec.get("extra_args") or [])
+
+
+def spec_fingerprint(argv, vnc_password):
+    """What is recorded to notice a changed request: the argv and a hash of the password."""
+    digest = hashlib.sha256(vnc_password.encode("utf-8")).hexdigest() if vnc_password else None
+    return {"argv": argv, "vnc_password_sha256": digest}
+
+
+# ------------------------------------------------------------------ reading the host
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def process_argv(pid, root="/"):
+    text = _read(os.path.join(root, "proc", str(pid), "cmdline"))
+    return [part for part in text.split("\0") if part] if text else []
+
+
+def is_qemu(argv):
+    return bool(argv) and os.path.basename(argv[0]).startswith(QEMU_BINARIES)
+
+
+def qemu_processes(root="/"):
+    """{pid: argv} of every qemu process on the host."""
+    found = {}
+    for entry in os.listdir(os.path.join(root, "proc")):
+        if entry.isdigit():
+            argv = process_argv(entry, root)
+            if is_qemu(argv):
+                found[int(entry)] = argv
+    return found
+
+
+def option_values(argv, option):
+    return [argv[index + 1] for index, value in enumerate(argv[:-1]) if value == option]
+
+
+def argv_macs(argv):
+    macs = set()
+    for option in ("-device", "-net", "-nic"):
+        for value in option_values(argv, option):
+            macs.update(match.lower() for match in MAC_IN_ARG.findall(value))
+    return macs
+
+
+def argv_display(argv):
+    """The VNC display of a qemu argv (`-vnc [host]:N[,...]`), None without TCP VNC."""
+    for value in option_values(argv, "-vnc"):
+        target = value.split(",")[0]
+        if target.startswith("unix:") or target == "none":
+            continue
+        match = re.search(r":(\d+)$", target)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def argv_disks(argv):
+    """Writable disk paths of a qemu argv (cdroms are shared safely and left out)."""
+    disks = set()
+    for value in option_values(argv, "-drive"):
+        fields = dict(field.split("=", 1) for field in value.split(",") if "=" in field)
+        if fields.get("media") != "cdrom" and fields.get("readonly") != "on" and "file" in fields:
+            disks.add(fields["file"])
+    for option in ("-hda", "-hdb", "-hdc", "-hdd"):
+        disks.update(option_values(argv, option))
+    return disks
+
+
+def vm_name_of(argv):
+    for value in option_values(argv, "-name"):
+        for field in value.split(","):
+            if field.startswith("guest="):
+                return field[len("guest="):]
+        return value.split(",")[0]
+    return None
+
+
+def listening_ports(root="/"):
+    """TCP ports in LISTEN state (IPv4 and IPv6) from /proc/net/tcp{,6}."""
+    ports = set()
+    for name in ("tcp", "tcp6"):
+        text = _read(os.path.join(root, "proc", "net", name)) or ""
+        for line in text.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == "0A":
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def displays_in_use(ports):
+    return {port - 5900 for port in ports if 5900 <= port <= 5999}
+
+
+def mem_available_mib(root="/"):
+    text = _read(os.path.join(root, "proc", "meminfo")) or ""
+    match = re.search(r"^MemAvailable:\s+(\d+) kB", text, re.M)
+    return int(match.group(1)) // 1024 if match else None
+
+
+def fdb_macs(output):
+    """MACs in `bridge fdb show` output, leaving out the bridge's own permanent entries."""
+    macs = set()
+    for line in output.splitlines():
+        fields = line.split()
+        if fields and "permanent" not in fields and re.match(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$", fields[0]):
+            macs.add(fields[0])
+    return macs
+
+
+def bridge_exists(bridge, root="/"):
+    return os.path.isdir(os.path.join(root, "sys", "class", "net", bridge, "bridge"))
+
+
+def acl_rules(path, root="/", depth=0):
+    """(allowed, denied) sets from a qemu-bridge-helper ACL file, following includes."""
+    allowed, denied = set(), set()
+    text = _read(os.path.join(root, path.lstrip("/"))) if depth < 10 else None
+    for line in (text or "").splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) != 2:
+            continue
+        command, argument = words
+        if command == "allow":
+            allowed.add(argument)
+        elif command == "deny":
+            denied.add(argument)
+        elif command == "include":
+            more_allowed, more_denied = acl_rules(argument, root, depth + 1)
+            allowed |= more_allowed
+            denied |= more_denied
+    return allowed, denied
+
+
+def acl_allows(bridge, allowed, denied):
+    """qemu's rule: default deny; a matching deny (or deny all) wins over any allow."""
+    if bridge in denied or "all" in denied:
+        return False
+    return bridge in allowed or "all" in allowed
+
+
+def find_acl(root="/"):
+    for path in ACL_PATHS:
+        if os.path.exists(os.path.join(root, path.lstrip("/"))):
+            return path
+    return None
+
+
+# ---------------------------------------------------------------------- validation
+
+
+def check_name(name):
+    if not NAME_PATTERN.match(name or ""):
+        raise SpecError("VM name %r is not allowed: use up to 63 letters, digits, '.', '_' "
+                        "and '-', starting with a letter or digit" % (name,))
+
+
+def _display_error(value):
+    if value in (None, "auto"):
+        return None
+    if not str(value).isdigit() or not 0 <= int(value) <= 99:
+        return "vnc_display %r is neither 'auto' nor a display number 0-99" % (value,)
+    return None
+
+
+def request_errors(spec, host, starting, exists=os.path.exists):
+    """Every problem of a VM request against what the host has, as sentences.
+
+    HOST is the survey of the host (see qemu_vm's survey()); STARTING says whether the VM
+    would be started now (memory is only checked then).
+    """
+    errors = []
+    if spec["memory"] < 16:
+        errors.append("memory %d MiB is too small (16 MiB at least)" % spec["memory"])
+    if spec["vcpus"] < 1:
+        errors.append("vcpus must be at least 1")
+    for disk in spec["disks"]:
+        if not exists(disk["path"]):
+            errors.append("disk %s does not exist" % disk["path"])
+            continue
+        users = host["disks_in_use"].get(os.path.realpath(disk["path"]))
+        if users:
+            errors.append("disk %s is in use by running VM %s" % (disk["path"], ", ".join(sorted(users))))
+    if spec.get("cdrom") and not exists(spec["cdrom"]):
+        errors.append("ISO %s does not exist" % spec["cdrom"])
+    for index, nic in enumerate(spec["nics"]):
+        bridge = nic["bridge"]
+        if not BRIDGE_PATTERN.match(bridge):
+            errors.append("NIC %d: %r is not a bridge name" % (index, bridge))
+            continue
+        if not host["bridges"].get(bridge):
+            errors.append("bridge %s does not exist on this host" % bridge)
+        elif host["acl_path"] is None:
+            errors.append("bridge %s: no qemu-bridge-helper ACL (bridge.conf) on this host allows "
+                          "it; run nestlab.cloudlab.qemu_bridge_acl" % bridge)
+        elif not acl_allows(bridge, host["acl_allowed"], host["acl_denied"]):
+            errors.append("bridge %s is not allowed by %s" % (bridge, host["acl_path"]))
+        if nic.get("mac"):
+            try:
+                normalize_mac(nic["mac"])
+            except AllocationError as error:
+                errors.append(str(error))
+    display_error = _display_error(spec["vnc_display"])
+    if display_error:
+        errors.append(display_error)
+    if not is_loopback(spec["vnc_listen"]) and not spec.get("vnc_password"):
+        errors.append("VNC would listen on %s without a password: set vnc_password, or listen on "
+                      "127.0.0.1 and tunnel over SSH" % spec["vnc_listen"])
+    if spec.get("vnc_password") and len(spec["vnc_password"]) > 8:
+        errors.append("vnc_password is longer than 8 characters, the VNC protocol's limit")
+    if spec["accel"] == "kvm" and not host["dev_kvm"]:
+        errors.append("accel=kvm but /dev/kvm does not exist (nestlab.cloudlab.nested_kvm loads "
+                      "the kvm module; accel=tcg runs without it, slowly)")
+    available = host.get("mem_available_mib")
+    if starting and available is not None and spec["memory"] > available:
+        errors.append("memory %d MiB is more than the %d MiB this host has available"
+                      % (spec["memory"], available))
+    return errors

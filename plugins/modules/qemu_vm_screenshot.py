@@ -1,0 +1,99 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, nestlab.cloudlab developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: qemu_vm_screenshot
+short_description: Save the console screen of a qemu_vm VM as a PNG
+version_added: 0.1.0
+description:
+  - Asks the VM's QMP socket for a C(screendump) in PNG format, so that a remote user can see
+    an installer's screen without a VNC client. Fetch the file with M(ansible.builtin.fetch).
+  - Always reports a change (a new picture), except in check mode, which takes none.
+author:
+  - nestlab.cloudlab developers (@nestlab)
+extends_documentation_fragment:
+  - nestlab.cloudlab.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: linux
+options:
+  name:
+    description: The VM's name, as given to M(nestlab.cloudlab.qemu_vm).
+    type: str
+    required: true
+  dest:
+    description: PNG file to write on the host.
+    type: path
+    required: true
+  state_dir:
+    description: The I(state_dir) the VM was started with.
+    type: path
+    default: /var/lib/nestlab
+seealso:
+  - module: nestlab.cloudlab.qemu_vm
+"""
+
+EXAMPLES = r"""
+- name: Take a picture of the installer
+  nestlab.cloudlab.qemu_vm_screenshot:
+    name: ciab
+    dest: /var/tmp/ciab.png
+
+- name: Bring it to the controller
+  ansible.builtin.fetch:
+    src: /var/tmp/ciab.png
+    dest: reports/
+"""
+
+RETURN = r"""
+dest:
+  description: The PNG written.
+  returned: always
+  type: str
+  sample: /var/tmp/ciab.png
+size:
+  description: Its size in bytes (0 in check mode).
+  returned: always
+  type: int
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import SpecError, check_name, runtime_paths
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "name": {"type": "str", "required": True},
+            "dest": {"type": "path", "required": True},
+            "state_dir": {"type": "path", "default": "/var/lib/nestlab"},
+        },
+        supports_check_mode=True,
+    )
+    name, dest = module.params["name"], module.params["dest"]
+    try:
+        check_name(name)
+        socket_path = runtime_paths(module.params["state_dir"], name)["qmp"]
+        if not os.path.exists(socket_path):
+            module.fail_json(msg="%s is not running (no QMP socket at %s)" % (name, socket_path))
+        if module.check_mode:
+            module.exit_json(changed=True, dest=dest, size=0)
+        with QmpClient(socket_path) as qmp:
+            qmp.command("screendump", filename=dest, format="png")
+    except (SpecError, QmpError) as error:
+        module.fail_json(msg="%s: %s" % (name, error))
+    module.exit_json(changed=True, dest=dest, size=os.path.getsize(dest))
+
+
+if __name__ == "__main__":
+    main()
