@@ -32,7 +32,7 @@ unit: setup  ## pytest unit tests
 
 lint: setup  ## ansible-lint (production profile), yamllint via ansible-lint, shellcheck
 	ansible-lint --profile production
-	shellcheck tools/*.sh .ci/run
+	shellcheck tools/*.sh bench/run.sh .ci/run
 
 sanity: setup  ## ansible-test sanity on a temporary ansible_collections/ copy
 	tools/sanity.sh

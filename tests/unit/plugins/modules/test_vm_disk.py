@@ -1,0 +1,72 @@
+"""vm_disk's file backend end to end with the real qemu-img, on a temporary directory."""
+
+import os
+import shutil
+
+import pytest
+
+from ansible_collections.nestlab.cloudlab.plugins.modules import vm_disk
+
+pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img is not installed")
+MIB = 1024 ** 2
+
+
+def disk_args(where, **changes):
+    args = {"name": "ciab", "backend": "file", "directory": str(where), "size": "64m"}
+    args.update(changes)
+    return args
+
+
+def test_create_then_nothing_to_do(tmp_path, run_module):
+    created = run_module(vm_disk, disk_args(tmp_path))
+    assert created["changed"] and created["action"] == "create"
+    assert created["size_bytes"] == 64 * MIB
+    path = tmp_path / "ciab.qcow2"
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    again = run_module(vm_disk, disk_args(tmp_path))
+    assert not again["changed"] and again["action"] is None
+    assert again["previous_size_bytes"] == 64 * MIB
+
+
+def test_check_mode_creates_nothing(tmp_path, run_module):
+    result = run_module(vm_disk, disk_args(tmp_path), check_mode=True)
+    assert result["changed"] and result["action"] == "create"
+    assert not (tmp_path / "ciab.qcow2").exists()
+
+
+def test_grow_shrink_refused_then_forced(tmp_path, run_module):
+    run_module(vm_disk, disk_args(tmp_path))
+    grown = run_module(vm_disk, disk_args(tmp_path, size="128m"))
+    assert grown["action"] == "grow" and grown["size_bytes"] == 128 * MIB
+    refused = run_module(vm_disk, disk_args(tmp_path, size="64m"))
+    assert refused["failed"] and refused["exit_code"] == 1
+    assert "is 128m and 64m was asked: shrinking destroys the data" in refused["msg"]
+    forced = run_module(vm_disk, disk_args(tmp_path, size="64m", force=True))
+    assert forced["action"] == "shrink" and forced["size_bytes"] == 64 * MIB
+
+
+def test_remove_and_remove_again(tmp_path, run_module):
+    run_module(vm_disk, disk_args(tmp_path, format="raw"))
+    removed = run_module(vm_disk, {"name": "ciab", "backend": "file", "directory": str(tmp_path),
+                                   "format": "raw", "state": "absent"})
+    assert removed["changed"] and removed["action"] == "remove"
+    assert not (tmp_path / "ciab.raw").exists()
+    again = run_module(vm_disk, {"name": "ciab", "backend": "file", "directory": str(tmp_path),
+                                 "format": "raw", "state": "absent"})
+    assert not again["changed"]
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"size": "10 gigs"}, "does not parse"),
+    ({"name": "../escape"}, "is not allowed"),
+    ({"directory": "/nonexistent/dir"}, "does not exist"),
+])
+def test_bad_input_fails_and_writes_nothing(tmp_path, run_module, args, message):
+    result = run_module(vm_disk, disk_args(tmp_path, **args))
+    assert result["failed"] and message in result["msg"]
+    assert os.listdir(tmp_path) == []
+
+
+def test_lvm_backend_requires_a_vg(run_module):
+    result = run_module(vm_disk, {"name": "ciab", "size": "1g"})
+    assert result["failed"] and "vg" in result["msg"]
