@@ -37,7 +37,7 @@ def lab(cloud_count, hypervisor_count, vm_count):
 def measure(cloud_count, hypervisor_count, vm_count, repeats=5):
     clouds, hypervisors = lab(cloud_count, hypervisor_count, vm_count)
     best = None
-    for _ in range(repeats):
+    for _repeat in range(repeats):
         started = time.perf_counter()
         result = plan(clouds, hypervisors)
         elapsed = time.perf_counter() - started
