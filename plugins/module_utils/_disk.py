@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._proc import open_files, pids
+
 UNITS = {"": 1, "b": 1, "s": 512, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3,
          "t": 1024 ** 4, "p": 1024 ** 5}
 SIZE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bskmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -92,21 +94,4 @@ def plan(current, requested, state, allow_grow=True, force=False, in_use=False, 
 def open_by(path, root="/"):
     """PIDs of processes that hold PATH (after resolving links) open."""
     target = os.path.realpath(path)
-    proc = os.path.join(root, "proc")
-    holders = []
-    for entry in os.listdir(proc):
-        if not entry.isdigit():
-            continue
-        fd_dir = os.path.join(proc, entry, "fd")
-        try:
-            descriptors = os.listdir(fd_dir)
-        except OSError:
-            continue
-        for descriptor in descriptors:
-            try:
-                if os.readlink(os.path.join(fd_dir, descriptor)) == target:
-                    holders.append(int(entry))
-                    break
-            except OSError:
-                continue
-    return sorted(holders)
+    return [pid for pid in sorted(pids(root)) if target in open_files(pid, root)]

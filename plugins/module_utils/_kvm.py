@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._proc import open_files, pids, process_argv, read_text
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import is_qemu, vm_name_of
+
 VENDOR_FLAGS = (("vmx", "intel"), ("svm", "amd"))
 VENDOR_MODULES = {"intel": "kvm_intel", "amd": "kvm_amd"}
-QEMU_COMMANDS = ("qemu-system-", "qemu-kvm", "kvm")
 
 
 def cpu_vendor(cpuinfo):
@@ -38,51 +40,12 @@ def parse_nested(value):
     return None
 
 
-def _read(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-
-
 def module_state(module, root="/"):
     """Return (loaded, nested) for a kvm vendor module from sysfs."""
     base = os.path.join(root, "sys", "module", module)
     if not os.path.isdir(base):
         return False, None
-    return True, parse_nested(_read(os.path.join(base, "parameters", "nested")))
-
-
-def vm_name(argv):
-    """The -name of a qemu command line (its 'guest=' or first field), else None."""
-    for index, argument in enumerate(argv[:-1]):
-        if argument == "-name":
-            value = argv[index + 1]
-            for field in value.split(","):
-                if field.startswith("guest="):
-                    return field[len("guest="):]
-            return value.split(",")[0]
-    return None
-
-
-def _is_qemu(argv):
-    command = os.path.basename(argv[0]) if argv else ""
-    return any(command.startswith(prefix) for prefix in QEMU_COMMANDS)
-
-
-def _holds_dev_kvm(fd_dir):
-    try:
-        descriptors = os.listdir(fd_dir)
-    except OSError:
-        return False
-    for descriptor in descriptors:
-        try:
-            if os.readlink(os.path.join(fd_dir, descriptor)) == "/dev/kvm":
-                return True
-        except OSError:
-            continue
-    return False
+    return True, parse_nested(read_text(os.path.join(base, "parameters", "nested")))
 
 
 def kvm_users(root="/"):
@@ -91,20 +54,16 @@ def kvm_users(root="/"):
     Returns a list of dicts with pid, command, name (qemu -name or None) and whether
     the process holds /dev/kvm, sorted by pid.
     """
-    proc = os.path.join(root, "proc")
     users = []
-    for entry in os.listdir(proc):
-        if not entry.isdigit():
+    for pid in sorted(pids(root)):
+        argv = process_argv(pid, root)
+        if not argv:
             continue
-        cmdline = _read(os.path.join(proc, entry, "cmdline"))
-        if not cmdline:
-            continue
-        argv = [part for part in cmdline.split("\0") if part]
-        holds_kvm = _holds_dev_kvm(os.path.join(proc, entry, "fd"))
-        if holds_kvm or _is_qemu(argv):
-            users.append({"pid": int(entry), "command": os.path.basename(argv[0]),
-                          "name": vm_name(argv), "holds_dev_kvm": holds_kvm})
-    return sorted(users, key=lambda user: user["pid"])
+        holds_kvm = "/dev/kvm" in open_files(pid, root)
+        if holds_kvm or is_qemu(argv):
+            users.append({"pid": pid, "command": os.path.basename(argv[0]),
+                          "name": vm_name_of(argv), "holds_dev_kvm": holds_kvm})
+    return users
 
 
 def describe_users(users):
@@ -120,7 +79,7 @@ def describe_users(users):
 
 def host_facts(root="/"):
     """Everything the nested_kvm role decides on, as one dict."""
-    vendor = cpu_vendor(_read(os.path.join(root, "proc", "cpuinfo")) or "")
+    vendor = cpu_vendor(read_text(os.path.join(root, "proc", "cpuinfo")) or "")
     module = VENDOR_MODULES.get(vendor)
     loaded, nested = module_state(module, root) if module else (False, None)
     users = kvm_users(root)

@@ -17,10 +17,11 @@ import os
 import re
 
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import AllocationError, normalize_mac
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._proc import pids, process_argv, read_text
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 BRIDGE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
-QEMU_BINARIES = ("qemu-system-x86_64", "qemu-kvm", "kvm")
+QEMU_BINARIES = ("qemu-system-", "qemu-kvm", "kvm")
 ACL_PATHS = ("/etc/qemu/bridge.conf", "/etc/qemu-kvm/bridge.conf")
 MAC_IN_ARG = re.compile(r"(?:^|,)(?:mac|macaddr)=([0-9A-Fa-f:]{17})(?:,|$)")
 
@@ -107,19 +108,6 @@ def spec_fingerprint(argv, vnc_password):
 # ------------------------------------------------------------------ reading the host
 
 
-def _read(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-
-
-def process_argv(pid, root="/"):
-    text = _read(os.path.join(root, "proc", str(pid), "cmdline"))
-    return [part for part in text.split("\0") if part] if text else []
-
-
 def is_qemu(argv):
     return bool(argv) and os.path.basename(argv[0]).startswith(QEMU_BINARIES)
 
@@ -127,11 +115,10 @@ def is_qemu(argv):
 def qemu_processes(root="/"):
     """{pid: argv} of every qemu process on the host."""
     found = {}
-    for entry in os.listdir(os.path.join(root, "proc")):
-        if entry.isdigit():
-            argv = process_argv(entry, root)
-            if is_qemu(argv):
-                found[int(entry)] = argv
+    for pid in pids(root):
+        argv = process_argv(pid, root)
+        if is_qemu(argv):
+            found[pid] = argv
     return found
 
 
@@ -184,7 +171,7 @@ def listening_ports(root="/"):
     """TCP ports in LISTEN state (IPv4 and IPv6) from /proc/net/tcp{,6}."""
     ports = set()
     for name in ("tcp", "tcp6"):
-        text = _read(os.path.join(root, "proc", "net", name)) or ""
+        text = read_text(os.path.join(root, "proc", "net", name)) or ""
         for line in text.splitlines()[1:]:
             fields = line.split()
             if len(fields) > 3 and fields[3] == "0A":
@@ -197,7 +184,7 @@ def displays_in_use(ports):
 
 
 def mem_available_mib(root="/"):
-    text = _read(os.path.join(root, "proc", "meminfo")) or ""
+    text = read_text(os.path.join(root, "proc", "meminfo")) or ""
     match = re.search(r"^MemAvailable:\s+(\d+) kB", text, re.M)
     return int(match.group(1)) // 1024 if match else None
 
@@ -219,7 +206,7 @@ def bridge_exists(bridge, root="/"):
 def acl_rules(path, root="/", depth=0):
     """(allowed, denied) sets from a qemu-bridge-helper ACL file, following includes."""
     allowed, denied = set(), set()
-    text = _read(os.path.join(root, path.lstrip("/"))) if depth < 10 else None
+    text = read_text(os.path.join(root, path.lstrip("/"))) if depth < 10 else None
     for line in (text or "").splitlines():
         words = line.split("#", 1)[0].split()
         if len(words) != 2:

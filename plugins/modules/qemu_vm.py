@@ -232,8 +232,9 @@ from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import All
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._kvm import cpu_vendor
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, acl_rules, argv_disks, argv_display, argv_macs, bridge_exists, build_argv, check_name,
-    default_cpu, displays_in_use, fdb_macs, find_acl, listening_ports, mem_available_mib, process_argv,
-    qemu_processes, request_errors, runtime_paths, spec_fingerprint, vm_name_of)
+    default_cpu, displays_in_use, fdb_macs, find_acl, listening_ports, mem_available_mib, qemu_processes,
+    request_errors, runtime_paths, spec_fingerprint, vm_name_of)
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._proc import process_argv
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError
 
 

@@ -26,16 +26,6 @@ def test_parse_nested(value, nested):
     assert _kvm.parse_nested(value) is nested
 
 
-@pytest.mark.parametrize("argv, name", [
-    (["qemu-system-x86_64", "-name", "ciab", "-m", "64"], "ciab"),
-    (["qemu-system-x86_64", "-name", "guest=nc1,debug-threads=on"], "nc1"),
-    (["qemu-system-x86_64", "-name", "fe,process=qemu-fe"], "fe"),
-    (["qemu-system-x86_64", "-m", "64"], None),
-])
-def test_vm_name(argv, name):
-    assert _kvm.vm_name(argv) == name
-
-
 def make_process(root, pid, argv, fds=()):
     base = root / "proc" / str(pid)
     (base / "fd").mkdir(parents=True)

@@ -154,3 +154,21 @@ def test_long_vnc_password_is_refused():
 def test_check_name_rejects_injection(name):
     with pytest.raises(_qemu.SpecError, match="not allowed"):
         _qemu.check_name(name)
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["qemu-system-x86_64", "-name", "ciab", "-m", "64"], "ciab"),
+    (["qemu-system-x86_64", "-name", "guest=nc1,debug-threads=on"], "nc1"),
+    (["qemu-system-x86_64", "-name", "fe,process=qemu-fe"], "fe"),
+    (["qemu-system-x86_64", "-m", "64"], None),
+])
+def test_vm_name_of(argv, name):
+    assert _qemu.vm_name_of(argv) == name
+
+
+@pytest.mark.parametrize("argv, qemu", [
+    (["/usr/bin/qemu-system-x86_64"], True), (["qemu-system-aarch64"], True), (["qemu-kvm"], True),
+    (["/usr/bin/kvm"], True), (["/bin/bash"], False), ([], False),
+])
+def test_is_qemu(argv, qemu):
+    assert _qemu.is_qemu(argv) is qemu
