@@ -173,6 +173,8 @@ def plan(clouds, hypervisors):
                 "name": vm_name, "cloud": name, "role": role, "hypervisor": host,
                 "memory": int(sizes["memory"]), "vcpus": int(sizes["vcpus"]), "disk": sizes["disk"],
                 "disk_bytes": disk_bytes, "mac": mac, "iso": cloud.get("iso"),
+                "bridge": hypervisors[host].get("bridge", "br0"),
+                "vnc_listen": cloud.get("vnc_listen"), "vnc_password": cloud.get("vnc_password"),
             })
 
     _assign_macs(vms, macs)
@@ -212,3 +214,32 @@ def _capacity_errors(vms, hypervisors):
                           % (host, disk // 1024 ** 3, facts.get("vg", "the volume group"),
                              int(facts["disk_bytes"]) // 1024 ** 3))
     return errors
+
+
+def hypervisor_facts(hosts, hostvars):
+    """The planner's view of each hypervisor, from inventory variables and gathered facts.
+
+    Reads cloudlab_network, cloudlab_address (default ansible_host), cloudlab_bridge,
+    cloudlab_memory_mib (default the gathered memtotal_mb) and cloudlab_disk_bytes.
+    """
+    facts = {}
+    for host in hosts:
+        variables = hostvars[host]
+        gathered = variables.get("ansible_facts") or {}
+        entry = {
+            "network": variables.get("cloudlab_network"),
+            "address": variables.get("cloudlab_address") or _ip_or_none(variables.get("ansible_host")),
+            "bridge": variables.get("cloudlab_bridge", "br0"),
+            "memory_mib": variables.get("cloudlab_memory_mib", gathered.get("memtotal_mb")),
+            "disk_bytes": variables.get("cloudlab_disk_bytes"),
+            "vg": variables.get("lvm_vm_disk_vg"),
+        }
+        facts[host] = {key: value for key, value in entry.items() if value is not None}
+    return facts
+
+
+def _ip_or_none(text):
+    try:
+        return str(ipaddress.ip_address(text))
+    except (TypeError, ValueError):
+        return None

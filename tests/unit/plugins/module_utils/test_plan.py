@@ -58,3 +58,16 @@ def test_overlaps_sorts_once_and_ignores_a_cloud_against_itself():
 
 def test_filter_is_registered():
     assert FilterModule().filters()["cloudlab_plan"]([], {}) == {"errors": [], "vms": {}}
+
+
+def test_hypervisor_facts_from_inventory_variables():
+    hostvars = {
+        "hv1": {"ansible_host": "10.101.1.25", "cloudlab_network": "10.101.0.0/16",
+                "ansible_facts": {"memtotal_mb": 7812}, "lvm_vm_disk_vg": "vg01"},
+        "hv2": {"ansible_host": "hv2.lab.example", "cloudlab_memory_mib": 4096, "cloudlab_bridge": "br1"},
+    }
+    facts = _plan.hypervisor_facts(["hv1", "hv2"], hostvars)
+    assert facts == {
+        "hv1": {"network": "10.101.0.0/16", "address": "10.101.1.25", "bridge": "br0", "memory_mib": 7812, "vg": "vg01"},
+        "hv2": {"bridge": "br1", "memory_mib": 4096},
+    }
