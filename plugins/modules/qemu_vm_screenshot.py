@@ -11,7 +11,8 @@ version_added: 0.1.0
 description:
   - Asks the VM's QMP socket for a C(screendump) in PNG format, so that a remote user can see
     an installer's screen without a VNC client. Fetch the file with M(ansible.builtin.fetch).
-  - Always reports a change (a new picture), except in check mode, which takes none.
+  - Reports a change only when the picture differs from the one already at I(dest), so a
+    screen that did not change leaves the file alone. Check mode takes no picture.
 author:
   - nestlab.cloudlab developers (@nestlab)
 extends_documentation_fragment:
@@ -64,7 +65,9 @@ size:
   type: int
 """
 
+import filecmp
 import os
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import SpecError, check_name, runtime_paths
@@ -88,11 +91,18 @@ def main():
             module.fail_json(msg="%s is not running (no QMP socket at %s)" % (name, socket_path))
         if module.check_mode:
             module.exit_json(changed=True, dest=dest, size=0)
+        descriptor, picture = tempfile.mkstemp(dir=os.path.dirname(dest) or ".", suffix=".png")
+        os.close(descriptor)
         with QmpClient(socket_path) as qmp:
-            qmp.command("screendump", filename=dest, format="png")
-    except (SpecError, QmpError) as error:
+            qmp.command("screendump", filename=picture, format="png")
+    except (SpecError, QmpError, OSError) as error:
         module.fail_json(msg="%s: %s" % (name, error))
-    module.exit_json(changed=True, dest=dest, size=os.path.getsize(dest))
+    changed = not (os.path.exists(dest) and filecmp.cmp(picture, dest, shallow=False))
+    if changed:
+        module.atomic_move(picture, dest)
+    else:
+        os.remove(picture)
+    module.exit_json(changed=changed, dest=dest, size=os.path.getsize(dest))
 
 
 if __name__ == "__main__":
