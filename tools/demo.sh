@@ -15,11 +15,13 @@ ansible hypervisors -i "$inventory" -m ansible.builtin.file \
 ansible hypervisors -i "$inventory" -m ansible.builtin.copy \
   -a "src=.cache/demo.iso dest=/var/lib/nestlab/iso/demo.iso mode=0644" >/dev/null
 ansible-playbook site.yml -i "$inventory"
+ansible-playbook playbooks/report.yml -i "$inventory"
 ansible hypervisors -i "$inventory" -m ansible.builtin.command -a "cat /var/lib/nestlab/vms/ciab/serial.log"
 cat <<MSG
 
 The demo hypervisor is still running (it is reaped after 3 hours):
   log in:   python3 tests/testbed/testbed.py ssh demo
   re-run:   ansible-playbook site.yml -i $inventory
+  report:   reports/lab-report.md (ansible-playbook playbooks/report.yml -i $inventory)
   stop it:  make demo-destroy
 MSG
