@@ -56,7 +56,9 @@ def main():
     text = json.dumps(report, indent=2)
     print(text)
     if len(sys.argv) > 1:
-        pathlib.Path(sys.argv[1]).write_text(text + "\n", encoding="utf-8")
+        output = pathlib.Path(sys.argv[1])
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
