@@ -44,12 +44,15 @@ PACKAGES = [
     "kmod", "procps", "iproute2", "iputils-ping", "ifupdown", "isc-dhcp-client",
     "bridge-utils", "openssh-server", "python3", "python3-apt", "sudo", "lvm2",
     "e2fsprogs", "nftables", "qemu-system-x86", "qemu-utils", "ipxe-qemu", "seabios",
+    # host_bridge backends besides ifupdown; NetworkManager is installed disabled.
+    "network-manager", "netplan.io",
 ]
 IMAGE_SIZE = "4G"
 DATA_DISK_SIZE = "8G"
 MGMT_MAC = "52:54:00:a0:00:01"
 LAB_MAC = "52:54:00:a0:00:02"
 LAB_NETDEV = "user,id=lab,restrict=on,net=10.101.0.0/16,host=10.101.0.1,dhcpstart=10.101.1.25"
+LAB_ADDRESS = "10.101.1.25"
 SSH_OPTIONS = [
     "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
     "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
@@ -150,6 +153,8 @@ def build_rootfs(rootfs, mirror, public_key):
         f'install -d -m 700 "$1"/root/.ssh && install -m 600 {public_key} "$1"/root/.ssh/authorized_keys',
         f'printf "deb {mirror} {SUITE} main\\n" > "$1"/etc/apt/sources.list',
         'chroot "$1" systemctl enable systemd-networkd',
+        # Only the NetworkManager host_bridge scenario turns NetworkManager on.
+        'chroot "$1" systemctl disable NetworkManager.service NetworkManager-wait-online.service',
         'chroot "$1" systemctl mask apt-daily.timer apt-daily-upgrade.timer',
         'chroot "$1" update-initramfs -u -k all',
     ]
@@ -277,7 +282,7 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def qemu_argv(image, directory, port):
+def qemu_argv(image, directory, port, lab_port):
     accel = os.environ.get("NESTLAB_BED_ACCEL", "tcg")
     cpu = os.environ.get("NESTLAB_BED_CPU", "qemu64,+svm")
     return [
@@ -291,7 +296,9 @@ def qemu_argv(image, directory, port):
         "-drive", f"file={directory / 'data.qcow2'},if=virtio,format=qcow2,cache=unsafe",
         "-netdev", f"user,id=mgmt,hostfwd=tcp:127.0.0.1:{port}-:22",
         "-device", f"virtio-net-pci,netdev=mgmt,mac={MGMT_MAC}",
-        "-netdev", LAB_NETDEV,
+        # SSH also reaches the L1 through em1 (the NIC host_bridge enslaves), so a test
+        # can make the controller lose the host the way a real lab would.
+        "-netdev", f"{LAB_NETDEV},hostfwd=tcp:127.0.0.1:{lab_port}-{LAB_ADDRESS}:22",
         "-device", f"virtio-net-pci,netdev=lab,mac={LAB_MAC}",
         "-serial", f"file:{directory / 'serial.log'}",
         "-monitor", f"unix:{directory / 'monitor.sock'},server,nowait",
@@ -302,11 +309,13 @@ def qemu_argv(image, directory, port):
 def start_qemu(image, directory):
     """Start the L1; retry on another port if one was taken between probe and bind."""
     for _attempt in range(5):
-        port = free_port()
-        result = subprocess.run(qemu_argv(image, directory, port), capture_output=True,
-                                text=True, check=False)
+        port, lab_port = free_port(), free_port()
+        if port == lab_port:
+            continue
+        result = subprocess.run(qemu_argv(image, directory, port, lab_port),
+                                capture_output=True, text=True, check=False)
         if result.returncode == 0:
-            return port
+            return port, lab_port
         if "hostfwd" not in result.stderr and "forwarding" not in result.stderr:
             raise BedError(f"qemu did not start:\n{result.stderr.strip()}")
     raise BedError("qemu could not bind a free SSH port on 127.0.0.1 after 5 tries")
@@ -352,9 +361,10 @@ def up(name, lease_hours, boot_timeout):
         run(["qemu-img", "create", "-q", "-f", "qcow2", str(directory / "data.qcow2"),
              DATA_DISK_SIZE])
         started = time.monotonic()
-        port = start_qemu(image, directory)
+        port, lab_port = start_qemu(image, directory)
         info = {
-            "instance": name, "address": "127.0.0.1", "port": port, "user": "root",
+            "instance": name, "address": "127.0.0.1", "port": port, "lab_port": lab_port,
+            "user": "root",
             "identity_file": str(ssh_key()), "pid": read_pid(directory),
             "serial_log": str(directory / "serial.log"),
             "lease_until": time.time() + lease_hours * 3600,
@@ -404,6 +414,9 @@ def main(argv=None):
     start.add_argument("--instance-config", help="write molecule's instance_config here")
     start.add_argument("--inventory", help="write an Ansible inventory (YAML) here")
     start.add_argument("--group", default="hypervisors", help="inventory group of the bed")
+    start.add_argument("--ssh-via", choices=("mgmt", "lab"), default="mgmt",
+                       help="the NIC the written instance config and inventory use for SSH: "
+                            "mgmt0 (default) or em1 (lab), which host_bridge reconfigures")
     stop = commands.add_parser("down", help="destroy a bed and its overlay")
     stop.add_argument("name")
     commands.add_parser("reap", help="destroy beds left by killed runs")
@@ -418,6 +431,8 @@ def main(argv=None):
             print(ensure_image())
         elif args.command == "up":
             info = up(args.name, args.lease_hours, args.boot_timeout)
+            if args.ssh_via == "lab":
+                info = {**info, "port": info["lab_port"]}
             if args.instance_config:
                 keys = ("instance", "address", "user", "port", "identity_file")
                 write_json(args.instance_config, [{key: info[key] for key in keys}])

@@ -41,9 +41,10 @@ def test_unreachable_mirror_gives_a_clear_error(monkeypatch):
 
 
 def test_qemu_argv_forwards_ssh_on_loopback_only(cache):
-    argv = testbed.qemu_argv(pathlib.Path("/img"), cache / "instances" / "bed", 2222)
+    argv = testbed.qemu_argv(pathlib.Path("/img"), cache / "instances" / "bed", 2222, 2223)
     joined = " ".join(argv)
     assert "hostfwd=tcp:127.0.0.1:2222-:22" in joined
+    assert f"hostfwd=tcp:127.0.0.1:2223-{testbed.LAB_ADDRESS}:22" in joined, "SSH through em1"
     assert "restrict=on" in joined, "the lab NIC must not reach outside networks"
     assert argv[argv.index("-cpu") + 1] == "qemu64,+svm"
     assert f"mac={testbed.LAB_MAC}" in joined
@@ -52,7 +53,7 @@ def test_qemu_argv_forwards_ssh_on_loopback_only(cache):
 def test_accelerator_and_cpu_can_be_overridden(cache, monkeypatch):
     monkeypatch.setenv("NESTLAB_BED_ACCEL", "kvm")
     monkeypatch.setenv("NESTLAB_BED_CPU", "EPYC,-npt")
-    argv = testbed.qemu_argv(pathlib.Path("/img"), cache / "instances" / "bed", 2222)
+    argv = testbed.qemu_argv(pathlib.Path("/img"), cache / "instances" / "bed", 2222, 2223)
     assert argv[argv.index("-accel") + 1] == "kvm"
     assert argv[argv.index("-cpu") + 1] == "EPYC,-npt"
 
