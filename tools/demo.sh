@@ -7,9 +7,7 @@ inventory=inventories/demo
 python3 tests/testbed/testbed.py up demo --inventory "$inventory/bed.yml" --group hypervisors
 mkdir -p .cache
 python3 tests/testbed/marker_iso.py .cache/demo.iso "NESTLAB DEMO: cloud-in-a-box booted its ISO"
-# Stand-ins for what the demo does not run yet: br0 (host_bridge's job) and the ISO upload.
-ansible hypervisors -i "$inventory" -m ansible.builtin.command \
-  -a "ip link add br0 type bridge" >/dev/null 2>&1 || true
+# Put the installer ISO on the hypervisor, as a user does before running site.yml.
 ansible hypervisors -i "$inventory" -m ansible.builtin.file \
   -a "path=/var/lib/nestlab/iso state=directory mode=0755" >/dev/null
 ansible hypervisors -i "$inventory" -m ansible.builtin.copy \

@@ -389,6 +389,8 @@ def _nm_normal(prop, value):
         return value.upper()
     if prop == "802-3-ethernet.mtu" and value in ("0", ""):
         return "auto"
+    if prop == "connection.autoconnect-slaves":  # an enum nmcli prints as -1/0/1
+        return {"1": "yes", "0": "no", "-1": "default"}.get(value, value)
     if prop == "ipv4.dns":
         return ",".join(part.strip() for part in value.split(",") if part.strip())
     return value

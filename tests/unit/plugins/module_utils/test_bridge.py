@@ -260,6 +260,7 @@ def test_networkmanager_diff_ignores_how_nmcli_prints_values():
     current = {name: dict(props) for name, props in profiles.items()}
     current["nestlab-br0"]["bridge.mac-address"] = EM1_MAC  # nmcli prints upper case
     current["nestlab-br0-port-em1"]["802-3-ethernet.mtu"] = "0"
+    current["nestlab-br0"]["connection.autoconnect-slaves"] = "1"
     assert _bridge.nm_changes(profiles, current) == {}
     current["nestlab-br0"]["bridge.stp"] = "yes"
     del current["nestlab-br0-port-em1"]
