@@ -15,11 +15,11 @@ python3 bench/plan_bench.py bench/results/plan.json
 
 trap 'python3 tests/testbed/testbed.py down bench' EXIT
 
-if [ -n "${BENCH_COUNTS:-20 50}" ]; then
+if [ -n "${BENCH_COUNTS-20 50}" ]; then
   inventory=.cache/bench/hosts.yml
   python3 tests/testbed/testbed.py up bench --inventory "$inventory" --group hypervisors
   ansible-playbook -i "$inventory" bench/prepare.yml >/dev/null
-  for count in ${BENCH_COUNTS:-20 50}; do
+  for count in ${BENCH_COUNTS-20 50}; do
     ansible-playbook -i "$inventory" bench/qemu_vm_launch.yml -e "count=$count" >/dev/null
     cat "bench/results/qemu_vm_launch_$count.json"
   done

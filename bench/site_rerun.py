@@ -35,7 +35,7 @@ def main():
     inventory, output = sys.argv[1], pathlib.Path(sys.argv[2])
     runs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     site, empty = [], []
-    for _ in range(runs):
+    for _run in range(runs):
         seconds, changed = timed_run(inventory, ROOT / "site.yml")
         if changed:
             sys.exit(f"site.yml re-run changed {changed} task(s); it must change nothing")

@@ -314,12 +314,7 @@ def render_ifcfg(spec):
              "NM_CONTROLLED=no", f"BOOTPROTO={'dhcp' if spec['method'] == 'dhcp' else 'none'}"]
     if spec["method"] == "dhcp":
         lines.append("PERSISTENT_DHCLIENT=yes")
-    if spec["method"] == "static":
-        interface = ipaddress.IPv4Interface(spec["address"])
-        lines += [f"IPADDR={interface.ip}", f"PREFIX={interface.network.prefixlen}"]
-        if spec["gateway"]:
-            lines.append(f"GATEWAY={spec['gateway']}")
-        lines += [f"DNS{index}={server}" for index, server in enumerate(spec["dns"], 1)]
+    lines += _ifcfg_address(spec)
     lines += [f"STP={'yes' if spec['stp'] else 'no'}", f"DELAY={spec['forward_delay']}"]
     if spec["mac"]:
         lines.append(f"MACADDR={spec['mac']}")
@@ -340,13 +335,18 @@ def render_ifcfg_port(port, spec):
     lines = [f"# {HEADER}: {port} given back its address", f"DEVICE={port}",
              "TYPE=Ethernet", "ONBOOT=yes", "NM_CONTROLLED=no",
              f"BOOTPROTO={'dhcp' if spec['method'] == 'dhcp' else 'none'}"]
-    if spec["method"] == "static":
-        interface = ipaddress.IPv4Interface(spec["address"])
-        lines += [f"IPADDR={interface.ip}", f"PREFIX={interface.network.prefixlen}"]
-        if spec["gateway"]:
-            lines.append(f"GATEWAY={spec['gateway']}")
-        lines += [f"DNS{index}={server}" for index, server in enumerate(spec["dns"], 1)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _ifcfg_address(spec)) + "\n"
+
+
+def _ifcfg_address(spec):
+    """IPADDR/PREFIX/GATEWAY/DNSn lines of a static SPEC (none otherwise)."""
+    if spec["method"] != "static":
+        return []
+    interface = ipaddress.IPv4Interface(spec["address"])
+    lines = [f"IPADDR={interface.ip}", f"PREFIX={interface.network.prefixlen}"]
+    if spec["gateway"]:
+        lines.append(f"GATEWAY={spec['gateway']}")
+    return lines + [f"DNS{index}={server}" for index, server in enumerate(spec["dns"], 1)]
 
 
 # ----------------------------------------------------------------- NetworkManager
