@@ -227,6 +227,11 @@ class Host:
     # ------------------------------------------------------------- facts
 
     def facts(self, own_files):
+        return {**self.live(), "nameservers": self.nameservers(),
+                "backends": self.backends(own_files)}
+
+    def live(self):
+        """Links (kind, master, MAC, IPv4) and default routes: what the health check reads."""
         links = {}
         for link in self.json(["ip", "-j", "-d", "link", "show"]):
             kind = (link.get("linkinfo") or {}).get("info_kind", "")
@@ -242,8 +247,7 @@ class Host:
                     if info.get("family") == "inet" and info.get("scope") == "global"]
         routes = [{"dev": route.get("dev"), "gateway": route.get("gateway")}
                   for route in self.json(["ip", "-j", "-4", "route", "show", "default"])]
-        return {"links": links, "default_routes": routes, "nameservers": self.nameservers(),
-                "backends": self.backends(own_files)}
+        return {"links": links, "default_routes": routes}
 
     @staticmethod
     def nameservers():
@@ -557,11 +561,11 @@ def nm_checkpoint(host, timeout):
 # ----------------------------------------------------------------- phases
 
 
-def wait_healthy(host, spec, before_routes, probe, timeout, own_files):
+def wait_healthy(host, spec, before_routes, probe, timeout):
     started = time.monotonic()
     problems = []
     while True:
-        facts = host.facts(own_files)
+        facts = host.live()
         problems = _bridge.health_problems(spec, facts, before_routes)
         if not problems and probe and not host.ping(probe):
             problems = [f"{probe} does not answer ping"]
@@ -656,7 +660,7 @@ def apply(module, host):
         module.fail_json(msg=f"host_bridge: applying {bridge} failed ({error}); rolled back",
                          rollback=rollback.record(), **result)
     problems, seconds = wait_healthy(host, spec, facts["default_routes"], probe,
-                                     params["settle_timeout"], own_files)
+                                     params["settle_timeout"])
     result["health"] = {"seconds": seconds, "probe": probe, "problems": problems}
     if problems:
         rollback.run_now("host check failed")
