@@ -20,11 +20,11 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import tempfile
 
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._names import normalize_mac as mac_or_value_error
+
 QEMU_PREFIX = "52:54:00"
-MAC_PATTERN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 MAX_DISPLAY = 99  # VNC port 5999
 
 
@@ -34,15 +34,10 @@ class AllocationError(Exception):
 
 def normalize_mac(mac):
     """Lower-case colon form of MAC; AllocationError when malformed or multicast."""
-    text = str(mac).strip().lower().replace("-", ":")
-    if not MAC_PATTERN.match(text):
-        raise AllocationError("MAC %r is malformed: use six hex pairs like 52:54:00:12:34:60" % (mac,))
-    if int(text[:2], 16) & 1:
-        raise AllocationError("MAC %s is a multicast address (lowest bit of the first octet "
-                              "set); a NIC needs a unicast MAC" % text)
-    if text == "00:00:00:00:00:00":
-        raise AllocationError("MAC 00:00:00:00:00:00 is not a usable address")
-    return text
+    try:
+        return mac_or_value_error(mac)
+    except ValueError as error:
+        raise AllocationError(str(error)) from None
 
 
 def derive_mac(host_id, vm_name, nic_index, attempt=0):

@@ -22,11 +22,10 @@ A *spec* is the resolved request: bridge, ports, method (dhcp|static|none), addr
 from __future__ import annotations
 
 import ipaddress
-import re
+
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._names import MAC, ifname_problem
 
 BACKENDS = ("networkmanager", "netplan", "ifupdown", "ifcfg")
-IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 HEADER = "Managed by nestlab.cloudlab.host_bridge"
 IFUPDOWN_MARK = "#nestlab:{bridge}# "
 IFUPDOWN_ADDED = "#nestlab:{bridge}+ the next line was written by host_bridge"
@@ -46,9 +45,9 @@ def resolve(request, facts):
     errors = []
     links = facts["links"]
     bridge, ports = request["bridge"], list(request["ports"])
-    if not IFNAME.match(bridge or ""):
-        errors.append(f"bridge name {bridge!r} is not a valid interface name "
-                      f"(1-15 letters, digits, '.', '-', '_')")
+    problem = ifname_problem(bridge, "bridge")
+    if problem:
+        errors.append(problem)
     existing = links.get(bridge)
     if existing and existing["kind"] != "bridge":
         errors.append(f"{bridge} already exists as a {existing['kind'] or 'physical'} device, "
@@ -78,7 +77,7 @@ def resolve(request, facts):
     if mac == "inherit":
         # The bridge keeps the first port's MAC, so DHCP reservations by MAC still match.
         spec["mac"] = (links.get(ports[0]) or {}).get("mac", "") if ports else ""
-    elif mac and not MAC.match(mac):
+    elif mac and not MAC.fullmatch(mac):
         errors.append(f"host_bridge_mac {request.get('mac')!r} is not a MAC address "
                       f"(use 'inherit', '' or aa:bb:cc:dd:ee:ff)")
     else:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import re
 
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._names import disk_name_problem
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._proc import open_files, pids
 
 UNITS = {"": 1, "b": 1, "s": 512, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3,
          "t": 1024 ** 4, "p": 1024 ** 5}
 SIZE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bskmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,126}$")
 
 
 class DiskError(Exception):
@@ -53,9 +53,9 @@ def round_up(size, granularity):
 
 
 def check_name(name):
-    if not NAME_PATTERN.match(name or ""):
-        raise DiskError("disk name %r is not allowed: use letters, digits, '.', '_', '+' "
-                        "and '-', starting with a letter or digit" % (name,))
+    problem = disk_name_problem(name)
+    if problem:
+        raise DiskError(problem)
 
 
 def plan(current, requested, state, allow_grow=True, force=False, in_use=False, what="disk"):

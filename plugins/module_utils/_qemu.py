@@ -17,10 +17,9 @@ import os
 import re
 
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import AllocationError, normalize_mac
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._names import MAC, ifname_problem, vm_name_problem
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._proc import pids, process_argv, read_text
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-BRIDGE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 QEMU_BINARIES = ("qemu-system-", "qemu-kvm", "kvm")
 ACL_PATHS = ("/etc/qemu/bridge.conf", "/etc/qemu-kvm/bridge.conf")
 MAC_IN_ARG = re.compile(r"(?:^|,)(?:mac|macaddr)=([0-9A-Fa-f:]{17})(?:,|$)")
@@ -194,7 +193,7 @@ def fdb_macs(output):
     macs = set()
     for line in output.splitlines():
         fields = line.split()
-        if fields and "permanent" not in fields and re.match(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$", fields[0]):
+        if fields and "permanent" not in fields and MAC.fullmatch(fields[0]):
             macs.add(fields[0])
     return macs
 
@@ -241,9 +240,9 @@ def find_acl(root="/"):
 
 
 def check_name(name):
-    if not NAME_PATTERN.match(name or ""):
-        raise SpecError("VM name %r is not allowed: use up to 63 letters, digits, '.', '_' "
-                        "and '-', starting with a letter or digit" % (name,))
+    problem = vm_name_problem(name)
+    if problem:
+        raise SpecError(problem)
 
 
 def _display_error(value):
@@ -276,8 +275,9 @@ def request_errors(spec, host, starting, exists=os.path.exists):
         errors.append("ISO %s does not exist" % spec["cdrom"])
     for index, nic in enumerate(spec["nics"]):
         bridge = nic["bridge"]
-        if not BRIDGE_PATTERN.match(bridge):
-            errors.append("NIC %d: %r is not a bridge name" % (index, bridge))
+        problem = ifname_problem(bridge, "bridge")
+        if problem:
+            errors.append("NIC %d: %s" % (index, problem))
             continue
         if not host["bridges"].get(bridge):
             errors.append("bridge %s does not exist on this host" % bridge)

@@ -126,7 +126,7 @@ def test_every_bad_input_is_reported_together():
     text = "\n".join(errors)
     for expected in ("disk /dev/vg01/gone does not exist", "disk /dev/vg01/busy is in use by running VM nc1",
                      "ISO /iso/fs.iso does not exist", "bridge br7 does not exist", "multicast",
-                     "'br0; rm' is not a bridge name", "vnc_display '100'", "without a password",
+                     "bridge name 'br0; rm' is not a valid interface name", "vnc_display '100'", "without a password",
                      "/dev/kvm does not exist", "8192 MiB is more than the 4096 MiB"):
         assert expected in text
     assert len(errors) == 10
