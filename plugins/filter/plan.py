@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._plan import hypervisor_facts, plan
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._plan import hypervisor_facts, plan, vm_arguments
 
 
 def cloudlab_plan(clouds, hypervisors):
@@ -17,20 +17,9 @@ def cloudlab_hypervisors(hosts, hostvars):
     return hypervisor_facts(hosts, hostvars)
 
 
-def cloudlab_disk_request(vm):
-    """A planned VM's disk as an lvm_vm_disk_disks entry."""
-    return {"name": vm["name"], "size": vm["disk"]}
-
-
-def cloudlab_vm_request(vm, vg="vg01"):
-    """A planned VM as a cloudlab_vms entry (the arguments of qemu_vm)."""
-    request = {"name": vm["name"], "memory": vm["memory"], "vcpus": vm["vcpus"],
-               "disks": [{"path": "/dev/%s/%s" % (vg, vm["name"])}],
-               "nics": [{"bridge": vm["bridge"], "mac": vm["mac"]}]}
-    for source, target in (("iso", "cdrom"), ("vnc_listen", "vnc_listen"), ("vnc_password", "vnc_password")):
-        if vm.get(source):
-            request[target] = vm[source]
-    return request
+def cloudlab_vm_arguments(planned, clouds):
+    """See plugins/filter/cloudlab_vm_arguments.yml."""
+    return vm_arguments(planned, clouds)
 
 
 class FilterModule:
@@ -38,4 +27,4 @@ class FilterModule:
 
     def filters(self):
         return {"cloudlab_plan": cloudlab_plan, "cloudlab_hypervisors": cloudlab_hypervisors,
-                "cloudlab_disk_request": cloudlab_disk_request, "cloudlab_vm_request": cloudlab_vm_request}
+                "cloudlab_vm_arguments": cloudlab_vm_arguments}

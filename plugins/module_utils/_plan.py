@@ -1,24 +1,162 @@
 # Copyright: (c) 2026, nestlab.cloudlab developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Lab planning: expand clouds into VMs per hypervisor and validate the IP plan.
+"""Lab planning: expand clouds into VMs per hypervisor, validate everything, and emit
+for every VM the final arguments of qemu_vm and of the disk role.
 
 Runs on the controller before any host is touched.  Every problem is collected and
-reported together.  Overlap checks sort intervals, so planning stays close to linear in
-the number of clouds and VMs.
+reported together, each naming the cloud (or hypervisor) and the field; no input makes
+it raise.  Secrets (VNC passwords) never appear in an error or in the plan: the plan says
+only whether a VM has one, and ``vm_arguments`` joins them in at the last moment.
+Overlap checks sort intervals, so planning stays close to linear in clouds and VMs.
 
 Private to this collection; standard library only.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import (
-    AllocationError, derive_mac, normalize_mac)
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import MAX_DISPLAY, derive_mac
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._disk import DiskError, parse_size
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._names import (
+    VM_NAME_MAX, disk_name_problem, ifname_problem, normalize_mac, vm_name_problem)
 
 TOPOLOGIES = ("cloud_in_a_box", "frontend_nodes")
-VM_DEFAULTS = {"memory": 2048, "vcpus": 2, "disk": "100g"}
+VNC_PASSWORD_MAX = 8  # the VNC protocol's limit
+# Every VM setting and its default, in one place: a cloud's `vm`, then the VM's own entry
+# in `vms`, override these.
+VM_DEFAULTS = {"memory": 2048, "vcpus": 2, "disk": "100g", "cpu": "auto", "accel": "auto",
+               "boot": "once", "extra_args": [], "stop_timeout": 60, "nic_model": "virtio-net-pci",
+               "vnc_listen": "127.0.0.1"}
+# A hypervisor's planning settings (inventory variables cloudlab_* / lvm_vm_disk_*).
+HYPERVISOR_DEFAULTS = {"bridge": "br0", "disk_backend": "lvm", "vg": "vg01",
+                       "file_dir": "/var/lib/nestlab/disks", "file_format": "qcow2",
+                       "memory_reserve_mib": 512, "first_display": 1}
+
+
+class _Invalid(Exception):
+    """A field value that cannot be used; the message never quotes a secret."""
+
+
+# --------------------------------------------------------------- field checkers
+# Each takes the raw value and returns the clean one or raises _Invalid.
+
+
+def _integer(minimum, maximum=None):
+    def check(value):
+        # YAML gives ints; -e key=value gives digit strings. A bool is not a count.
+        if isinstance(value, bool) or not (isinstance(value, int)
+                                           or (isinstance(value, str) and value.strip().isdigit())):
+            raise _Invalid("%r is not a whole number" % (value,))
+        number = int(value)
+        if number < minimum:
+            raise _Invalid("%d is less than %d" % (number, minimum))
+        if maximum is not None and number > maximum:
+            raise _Invalid("%d is more than %d" % (number, maximum))
+        return number
+    return check
+
+
+def _text(value):
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise _Invalid("%r is not a non-empty string without surrounding spaces" % (value,))
+    return value
+
+
+def _choice(*choices):
+    def check(value):
+        if value not in choices:
+            raise _Invalid("%r is not one of %s" % (value, ", ".join(choices)))
+        return value
+    return check
+
+
+def _absolute_path(value):
+    _text(value)
+    if not value.startswith("/") or "\n" in value:
+        raise _Invalid("%r is not an absolute path" % (value,))
+    return value
+
+
+def _size(value):
+    try:
+        parse_size(value)
+    except DiskError as error:
+        raise _Invalid(str(error)) from None
+    return str(value)
+
+
+def _address(value):
+    if value == "localhost":
+        return value
+    try:
+        return str(ipaddress.ip_address(str(value).strip() if isinstance(value, str) else value))
+    except ValueError:
+        raise _Invalid("%r is not an IP address" % (value,)) from None
+
+
+def _secret(value):
+    if not isinstance(value, str) or not value:
+        raise _Invalid("is not a non-empty string (value hidden)")
+    if len(value) > VNC_PASSWORD_MAX:
+        raise _Invalid("is longer than %d characters, the VNC protocol's limit (value hidden)"
+                       % VNC_PASSWORD_MAX)
+    return value
+
+
+def _mac(value):
+    try:
+        return normalize_mac(value)
+    except ValueError as error:
+        raise _Invalid(str(error)) from None
+
+
+def _string_list(value):
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _Invalid("%r is not a list of strings" % (value,))
+    return list(value)
+
+
+VM_FIELDS = {"memory": _integer(16), "vcpus": _integer(1, 255), "disk": _size, "cpu": _text,
+             "accel": _choice("auto", "kvm", "tcg"), "boot": _choice("once", "cdrom", "disk"),
+             "extra_args": _string_list, "stop_timeout": _integer(0), "nic_model": _text,
+             "iso": _absolute_path, "vnc_listen": _address, "vnc_password": _secret}
+VM_ONLY_FIELDS = {"mac": _mac, "vnc_display": _integer(0, MAX_DISPLAY)}
+NETWORK_FIELDS = {"address": _address, "public_range": _text, "private_subnet": _text}
+CLOUD_FIELDS = {"name": _text, "topology": _choice(*TOPOLOGIES), "node_controllers": _integer(1, 99),
+                "hypervisors": _string_list, "iso": _absolute_path, "vnc_listen": _address,
+                "vnc_password": _secret, "vm": dict, "vms": dict, "macs": dict, "network": dict}
+
+
+def _unknown(key, known):
+    close = difflib.get_close_matches(str(key), sorted(known), n=1)
+    return "unknown key %r%s" % (key, " (did you mean %r?)" % close[0] if close else "")
+
+
+def _fields(mapping, fields, where, errors):
+    """The checked values of MAPPING; a sentence in ERRORS for every bad or unknown key."""
+    if not isinstance(mapping, dict):
+        errors.append("%s: %r is not a mapping" % (where, mapping))
+        return {}
+    clean = {}
+    for key, value in mapping.items():
+        if key not in fields:
+            errors.append("%s: %s" % (where, _unknown(key, fields)))
+        elif fields[key] is dict:
+            if not isinstance(value, dict):
+                errors.append("%s.%s: %r is not a mapping" % (where, key, value))
+            else:
+                clean[key] = value
+        else:
+            try:
+                clean[key] = fields[key](value)
+            except _Invalid as error:
+                errors.append("%s.%s: %s" % (where, key, error))
+    return clean
+
+
+# --------------------------------------------------------------------- ranges
 
 
 def parse_range(text):
@@ -48,179 +186,342 @@ def overlaps(intervals):
     return found
 
 
-def _network_interval(network, label):
-    return (network.network_address, network.broadcast_address, label)
+def _unusable(address, networks):
+    """Why ADDRESS is not a usable host of the hypervisor network holding it, or None."""
+    for network in networks:
+        if address in network and network.num_addresses > 2:
+            if address == network.network_address:
+                return "is the network address of %s" % network
+            if network.version == 4 and address == network.broadcast_address:
+                return "is the broadcast address of %s" % network
+    return None
 
 
-def vm_names(cloud):
-    """VM names and roles a cloud expands into."""
-    if cloud.get("topology", "cloud_in_a_box") == "cloud_in_a_box":
-        return [(cloud["name"], "cloud_in_a_box")]
-    count = int(cloud.get("node_controllers", 1))
-    return [("%s-fe" % cloud["name"], "frontend")] + [
-        ("%s-nc%d" % (cloud["name"], index), "node_controller") for index in range(1, count + 1)]
-
-
-def _check_cloud_network(cloud, hypervisor_networks, errors):
-    """Parse one cloud's IP plan; returns the intervals it claims (public range, subnet)."""
-    name = cloud["name"]
-    network = cloud.get("network") or {}
+def _check_cloud_network(name, network, networks, errors):
+    """Parse one cloud's IP plan; returns the intervals it claims."""
     claims = []
     public = None
+    where = "cloud %s: network" % name
     if network.get("public_range"):
         try:
             first, last = parse_range(network["public_range"])
             public = (first, last)
             claims.append((first, last, (name, "public range %s" % network["public_range"])))
-            if hypervisor_networks and not any(first in net and last in net for net in hypervisor_networks):
-                errors.append("cloud %s: public range %s is outside its hypervisors' networks (%s)"
-                              % (name, network["public_range"], ", ".join(str(net) for net in hypervisor_networks)))
+            if networks and not any(first in net and last in net for net in networks):
+                errors.append("%s.public_range: %s is outside its hypervisors' networks (%s)"
+                              % (where, network["public_range"], ", ".join(str(net) for net in networks)))
+            for end in (first, last):
+                reason = _unusable(end, networks)
+                if reason:
+                    errors.append("%s.public_range: %s %s" % (where, end, reason))
         except ValueError as error:
-            errors.append("cloud %s: public range %s" % (name, error))
+            errors.append("%s.public_range: %s" % (where, error))
     if network.get("private_subnet"):
         try:
             subnet = ipaddress.ip_network(network["private_subnet"], strict=True)
-            claims.append(_network_interval(subnet, (name, "private subnet %s" % subnet)))
-            for hypervisor_network in hypervisor_networks:
+            claims.append((subnet.network_address, subnet.broadcast_address,
+                           (name, "private subnet %s" % subnet)))
+            for hypervisor_network in networks:
                 if subnet.overlaps(hypervisor_network):
-                    errors.append("cloud %s: private subnet %s overlaps the hypervisor network %s"
-                                  % (name, subnet, hypervisor_network))
+                    errors.append("%s.private_subnet: %s overlaps the hypervisor network %s"
+                                  % (where, subnet, hypervisor_network))
         except ValueError as error:
-            errors.append("cloud %s: private subnet %s" % (name, error))
-    if network.get("address"):
-        try:
-            address = ipaddress.ip_address(network["address"])
-            claims.append((address, address, (name, "address %s" % address)))
-            if hypervisor_networks and not any(address in net for net in hypervisor_networks):
-                errors.append("cloud %s: address %s is outside its hypervisors' networks" % (name, address))
-            if public and public[0] <= address <= public[1]:
-                errors.append("cloud %s: its own address %s lies inside its public range %s"
-                              % (name, address, network["public_range"]))
-        except ValueError as error:
-            errors.append("cloud %s: address %s" % (name, error))
+            errors.append("%s.private_subnet: %s" % (where, error))
+    if network.get("address") and network["address"] != "localhost":
+        address = ipaddress.ip_address(network["address"])
+        claims.append((address, address, (name, "address %s" % address)))
+        if networks and not any(address in net for net in networks):
+            errors.append("%s.address: %s is outside its hypervisors' networks" % (where, address))
+        reason = _unusable(address, networks)
+        if reason:
+            errors.append("%s.address: %s %s" % (where, address, reason))
+        if public and public[0] <= address <= public[1]:
+            errors.append("%s.address: its own address %s lies inside its public range %s"
+                          % (where, address, network["public_range"]))
     return claims
+
+
+# ----------------------------------------------------------------- hypervisors
+
+
+def _hypervisor_settings(hypervisors, errors):
+    """Each hypervisor's settings with defaults and parsed network/address; errors name the host."""
+    settings = {}
+    for host, facts in hypervisors.items():
+        entry = dict(HYPERVISOR_DEFAULTS, **{key: value for key, value in (facts or {}).items()
+                                             if value is not None})
+        where = "hypervisor %s" % host
+        if entry.get("network") is not None:
+            try:
+                entry["network"] = ipaddress.ip_network(str(entry["network"]).strip(), strict=False)
+            except ValueError:
+                errors.append("%s: cloudlab_network %r is not a network like 10.101.0.0/16"
+                              % (where, entry["network"]))
+                entry["network"] = None
+        if entry.get("address") is not None:
+            try:
+                entry["address"] = ipaddress.ip_address(str(entry["address"]).strip())
+            except ValueError:
+                errors.append("%s: cloudlab_address %r is not an IP address" % (where, entry["address"]))
+                entry["address"] = None
+        problem = ifname_problem(entry["bridge"], "bridge")
+        if problem:
+            errors.append("%s: cloudlab_bridge: %s" % (where, problem))
+        if entry["disk_backend"] not in ("lvm", "file"):
+            errors.append("%s: lvm_vm_disk_backend %r is neither lvm nor file" % (where, entry["disk_backend"]))
+        for key in ("memory_mib", "memory_reserve_mib", "disk_bytes", "first_display"):
+            if entry.get(key) is not None:
+                try:
+                    entry[key] = _integer(0)(entry[key])
+                except _Invalid as error:
+                    errors.append("%s: %s %s" % (where, key, error))
+                    entry[key] = None
+        settings[host] = entry
+    return settings
+
+
+def _disk_arguments(name, settings):
+    """qemu_vm's disk entry for a VM's disk on this hypervisor's disk backend."""
+    if settings["disk_backend"] == "file":
+        return {"path": "%s/%s.%s" % (settings["file_dir"].rstrip("/"), name, settings["file_format"]),
+                "format": settings["file_format"]}
+    return {"path": "/dev/%s/%s" % (settings["vg"], name), "format": "raw"}
+
+
+# ----------------------------------------------------------------------- plan
+
+
+def vm_names(name, topology, node_controllers):
+    """VM names and roles a cloud expands into."""
+    if topology == "cloud_in_a_box":
+        return [(name, "cloud_in_a_box")]
+    return [("%s-fe" % name, "frontend")] + [
+        ("%s-nc%d" % (name, index), "node_controller") for index in range(1, node_controllers + 1)]
+
+
+def _cloud_vms(cloud, index, known_hosts, errors):
+    """(name, hosts, [(vm name, role, settings)], network) of one cloud, or None when unusable."""
+    label = cloud.get("name") if isinstance(cloud, dict) and isinstance(cloud.get("name"), str) else "#%d" % (index + 1)
+    fields = _fields(cloud, CLOUD_FIELDS, "cloud %s" % label, errors)
+    if not isinstance(cloud, dict):
+        return None
+    name = fields.get("name")
+    if not name:
+        if "name" not in cloud:
+            errors.append("cloud %s: name: missing" % label)
+        return None
+    topology = fields.get("topology", cloud.get("topology", "cloud_in_a_box"))
+    count = fields.get("node_controllers", 1)
+    if "topology" in cloud and "topology" not in fields:
+        return None
+    if topology == "cloud_in_a_box" and "node_controllers" in cloud:
+        errors.append("cloud %s: node_controllers: only a frontend_nodes cloud has node controllers" % name)
+    hosts = fields.get("hypervisors") or list(known_hosts)[:1]
+    unknown = [host for host in hosts if host not in known_hosts]
+    if unknown:
+        errors.append("cloud %s: hypervisors: unknown hypervisor %s (known: %s)"
+                      % (name, ", ".join(unknown), ", ".join(sorted(known_hosts)) or "none"))
+        return None
+    if len(set(hosts)) != len(hosts):
+        errors.append("cloud %s: hypervisors: %s lists a host twice" % (name, ", ".join(hosts)))
+        return None
+    if not hosts:
+        errors.append("cloud %s: hypervisors: the inventory has no hypervisor" % name)
+        return None
+
+    where = "cloud %s" % name
+    base = dict(VM_DEFAULTS)
+    base.update({key: fields[key] for key in ("iso", "vnc_listen", "vnc_password") if key in fields})
+    base.update(_fields(fields.get("vm", {}), VM_FIELDS, where + ": vm", errors))
+    expanded = vm_names(name, topology, count)
+    names = [vm_name for vm_name, _role in expanded]
+    per_vm = fields.get("vms", {})
+    for key in per_vm:
+        if key not in names:
+            errors.append("%s: vms: %s" % (where, _not_a_vm(key, names)))
+    macs = fields.get("macs", {})
+    for key in macs:
+        if key not in names:
+            errors.append("%s: macs: %s" % (where, _not_a_vm(key, names)))
+    vms = []
+    for vm_name, role in expanded:
+        problem = vm_name_problem(vm_name) or disk_name_problem(vm_name)
+        if problem:
+            hint = ""
+            if len(vm_name) > VM_NAME_MAX:
+                hint = " (cloud names of frontend_nodes clouds get -fe/-ncN added)"
+            errors.append("%s: name: %s%s" % (where, problem, hint))
+            return None
+        settings = dict(base)
+        settings.update(_fields(per_vm.get(vm_name, {}), dict(VM_FIELDS, **VM_ONLY_FIELDS),
+                                "%s: vms.%s" % (where, vm_name), errors))
+        if vm_name in macs and "mac" not in settings:
+            try:
+                settings["mac"] = _mac(macs[vm_name])
+            except _Invalid as error:
+                errors.append("%s: macs.%s: %s" % (where, vm_name, error))
+        vms.append((vm_name, role, settings))
+    network = _fields(fields.get("network", {}), NETWORK_FIELDS, where + ": network", errors)
+    return name, hosts, vms, network
+
+
+def _not_a_vm(key, names):
+    close = difflib.get_close_matches(str(key), names, n=1)
+    return "%r is not a VM of this cloud (its VMs: %s)%s" % (
+        key, ", ".join(names), "; did you mean %r?" % close[0] if close else "")
+
+
+def _vnc_errors(where, settings):
+    listen = settings["vnc_listen"]
+    loopback = listen == "localhost" or ipaddress.ip_address(listen).is_loopback
+    if not loopback and not settings.get("vnc_password"):
+        return ["%s: vnc_listen: VNC on %s needs a vnc_password (or listen on 127.0.0.1 and "
+                "tunnel over SSH)" % (where, listen)]
+    return []
 
 
 def plan(clouds, hypervisors):
     """Expand CLOUDS over HYPERVISORS; returns {"errors": [...], "vms": {host: [vm, ...]}}.
 
-    HYPERVISORS maps inventory host names to {"network": CIDR, "address": IP,
-    "memory_mib": int, "disk_bytes": int, "bridge": name, "vg": name} (all optional).
-    Each VM is {name, cloud, role, hypervisor, memory, vcpus, disk, disk_bytes, mac, iso}.
+    HYPERVISORS maps inventory host names to the settings of hypervisor_facts() (all
+    optional).  Each planned VM is {name, cloud, role, hypervisor, mac, vnc_display,
+    memory, disk_bytes, vnc_password_set, disk: <lvm_vm_disk_disks entry>,
+    qemu_vm: <qemu_vm arguments without the VNC password>}.
     """
     errors = []
+    if not isinstance(hypervisors, dict):
+        return {"errors": ["the hypervisors are not a mapping: %r" % (hypervisors,)], "vms": {}}
+    settings = _hypervisor_settings(hypervisors, errors)
     vms = {host: [] for host in hypervisors}
-    claims = []
-    seen_clouds = set()
-    seen_vms = {}
-    macs = {}
-    for host, facts in hypervisors.items():
-        if facts.get("address"):
-            address = ipaddress.ip_address(facts["address"])
-            claims.append((address, address, ("hypervisor " + host, "address %s" % address)))
+    claims = [(entry["address"], entry["address"], ("hypervisor " + host, "address %s" % entry["address"]))
+              for host, entry in settings.items() if entry.get("address")]
+    seen_clouds, seen_vms, fixed_macs = set(), {}, {}
+    if clouds is None:
+        clouds = []
+    if not isinstance(clouds, list):
+        return {"errors": ["cloudlab_clouds is not a list of clouds: %r" % (clouds,)], "vms": {}}
 
-    for cloud in clouds or []:
-        name = cloud.get("name")
-        if not name:
-            errors.append("a cloud has no name: %r" % (cloud,))
+    for index, cloud in enumerate(clouds):
+        expanded = _cloud_vms(cloud, index, settings, errors)
+        if expanded is None:
             continue
+        name, hosts, cloud_vms, network = expanded
         if name in seen_clouds:
-            errors.append("cloud %s is defined twice" % name)
+            errors.append("cloud %s: name: defined twice" % name)
             continue
         seen_clouds.add(name)
-        topology = cloud.get("topology", "cloud_in_a_box")
-        if topology not in TOPOLOGIES:
-            errors.append("cloud %s: topology %r is neither %s" % (name, topology, " nor ".join(TOPOLOGIES)))
-            continue
-        hosts = cloud.get("hypervisors") or list(hypervisors)[:1]
-        unknown = [host for host in hosts if host not in hypervisors]
-        if unknown:
-            errors.append("cloud %s: unknown hypervisor %s (known: %s)"
-                          % (name, ", ".join(unknown), ", ".join(sorted(hypervisors)) or "none"))
-            continue
-        networks = []
-        for host in hosts:
-            if hypervisors[host].get("network"):
-                networks.append(ipaddress.ip_network(hypervisors[host]["network"], strict=False))
-        claims.extend(_check_cloud_network(cloud, networks, errors))
-        sizes = dict(VM_DEFAULTS, **(cloud.get("vm") or {}))
-        try:
-            disk_bytes = parse_size(sizes["disk"])
-        except DiskError as error:
-            errors.append("cloud %s: %s" % (name, error))
-            disk_bytes = 0
-        fixed_macs = cloud.get("macs") or {}
-        for index, (vm_name, role) in enumerate(vm_names(cloud)):
-            host = hosts[index % len(hosts)]
+        networks = [settings[host]["network"] for host in hosts if settings[host].get("network")]
+        claims.extend(_check_cloud_network(name, network, networks, errors))
+        for position, (vm_name, role, vm) in enumerate(cloud_vms):
+            host = hosts[position % len(hosts)]
+            where = "cloud %s: VM %s" % (name, vm_name)
             if vm_name in seen_vms:
-                errors.append("VM %s of cloud %s has the same name as a VM of cloud %s"
-                              % (vm_name, name, seen_vms[vm_name]))
+                errors.append("%s: same name as a VM of cloud %s" % (where, seen_vms[vm_name]))
                 continue
             seen_vms[vm_name] = name
-            mac = fixed_macs.get(vm_name)
-            if mac:
-                try:
-                    mac = normalize_mac(mac)
-                except AllocationError as error:
-                    errors.append("cloud %s: %s" % (name, error))
+            errors.extend(_vnc_errors(where, vm))
+            if vm.get("mac"):
+                if vm["mac"] in fixed_macs:
+                    errors.append("%s: mac: %s is also given to %s" % (where, vm["mac"], fixed_macs[vm["mac"]]))
                     continue
-                if mac in macs:
-                    errors.append("MAC %s of %s (cloud %s) is also given to %s"
-                                  % (mac, vm_name, name, macs[mac]))
-                    continue
-            macs[mac or "pending:" + vm_name] = vm_name
-            vms[host].append({
-                "name": vm_name, "cloud": name, "role": role, "hypervisor": host,
-                "memory": int(sizes["memory"]), "vcpus": int(sizes["vcpus"]), "disk": sizes["disk"],
-                "disk_bytes": disk_bytes, "mac": mac, "iso": cloud.get("iso"),
-                "bridge": hypervisors[host].get("bridge", "br0"),
-                "vnc_listen": cloud.get("vnc_listen"), "vnc_password": cloud.get("vnc_password"),
-            })
+                fixed_macs[vm["mac"]] = vm_name
+            vms[host].append(_planned_vm(vm_name, name, role, host, vm, settings[host]))
 
-    _assign_macs(vms, macs)
+    _assign_macs(vms, set(fixed_macs))
+    errors.extend(_assign_displays(vms, settings))
     for first, second in overlaps(claims):
         errors.append("%s of %s overlaps %s of %s" % (first[1], first[0], second[1], second[0]))
-    errors.extend(_capacity_errors(vms, hypervisors))
+    errors.extend(_capacity_errors(vms, settings))
     return {"errors": errors, "vms": vms}
 
 
-def _assign_macs(vms, macs):
+def _planned_vm(vm_name, cloud, role, host, vm, host_settings):
+    arguments = {"name": vm_name, "memory": vm["memory"], "vcpus": vm["vcpus"], "cpu": vm["cpu"],
+                 "accel": vm["accel"], "disks": [_disk_arguments(vm_name, host_settings)],
+                 "nics": [{"bridge": host_settings["bridge"], "mac": vm.get("mac"), "model": vm["nic_model"]}],
+                 "boot": vm["boot"], "vnc_listen": vm["vnc_listen"], "extra_args": vm["extra_args"],
+                 "stop_timeout": vm["stop_timeout"]}
+    if vm.get("iso"):
+        arguments["cdrom"] = vm["iso"]
+    return {"name": vm_name, "cloud": cloud, "role": role, "hypervisor": host,
+            "mac": vm.get("mac"), "vnc_display": vm.get("vnc_display"),
+            "memory": vm["memory"], "disk_bytes": parse_size(vm["disk"]),
+            "vnc_password_set": bool(vm.get("vnc_password")),
+            "disk": {"name": vm_name, "size": vm["disk"]}, "qemu_vm": arguments}
+
+
+def _assign_macs(vms, taken):
     """Derive a MAC for each VM without one, unique across the whole inventory."""
-    taken = {mac for mac in macs if not mac.startswith("pending:")}
     for host in sorted(vms):
         for vm in vms[host]:
-            if vm["mac"]:
-                continue
-            attempt = 0
-            mac = derive_mac("inventory", vm["name"], 0, attempt)
-            while mac in taken:
-                attempt += 1
+            if not vm["mac"]:
+                attempt = 0
                 mac = derive_mac("inventory", vm["name"], 0, attempt)
-            taken.add(mac)
-            vm["mac"] = mac
+                while mac in taken:
+                    attempt += 1
+                    mac = derive_mac("inventory", vm["name"], 0, attempt)
+                taken.add(mac)
+                vm["mac"] = mac
+            vm["qemu_vm"]["nics"][0]["mac"] = vm["mac"]
 
 
-def _capacity_errors(vms, hypervisors):
+def _assign_displays(vms, settings):
+    """Fixed displays checked for clashes, the others numbered from first_display, per hypervisor."""
+    errors = []
+    for host in sorted(vms):
+        used = {}
+        for vm in vms[host]:
+            display = vm["vnc_display"]
+            if display is None:
+                continue
+            if display in used:
+                errors.append("cloud %s: VM %s: vnc_display :%d is also planned for %s on %s"
+                              % (vm["cloud"], vm["name"], display, used[display], host))
+            used[display] = vm["name"]
+        free = (display for display in range(settings[host]["first_display"] or 0, MAX_DISPLAY + 1)
+                if display not in used)
+        waiting = [vm for vm in vms[host] if vm["vnc_display"] is None]
+        for vm in waiting:
+            vm["vnc_display"] = next(free, None)
+        short = [vm["name"] for vm in waiting if vm["vnc_display"] is None]
+        if short:
+            errors.append("hypervisor %s: %d VMs but VNC displays run out at :%d (no display for %s)"
+                          % (host, len(vms[host]), MAX_DISPLAY, ", ".join(short)))
+        for vm in vms[host]:
+            vm["qemu_vm"]["vnc_display"] = str(vm["vnc_display"]) if vm["vnc_display"] is not None else "auto"
+    return errors
+
+
+def _capacity_errors(vms, settings):
     errors = []
     for host, planned in sorted(vms.items()):
-        facts = hypervisors[host]
+        entry = settings[host]
         memory = sum(vm["memory"] for vm in planned)
-        if facts.get("memory_mib") is not None and memory > int(facts["memory_mib"]):
-            errors.append("hypervisor %s: its VMs need %d MiB of memory, it has %d MiB (%s)"
-                          % (host, memory, int(facts["memory_mib"]), ", ".join(vm["name"] for vm in planned)))
+        if entry.get("memory_mib") is not None:
+            reserve = entry.get("memory_reserve_mib") or 0
+            usable = entry["memory_mib"] - reserve
+            if memory > usable:
+                errors.append("hypervisor %s: its VMs need %d MiB of memory, it has %d MiB after keeping "
+                              "%d MiB for itself (cloudlab_memory_reserve_mib) (%s)"
+                              % (host, memory, max(usable, 0), reserve, ", ".join(vm["name"] for vm in planned)))
         disk = sum(vm["disk_bytes"] for vm in planned)
-        if facts.get("disk_bytes") is not None and disk > int(facts["disk_bytes"]):
+        if entry.get("disk_bytes") is not None and disk > entry["disk_bytes"]:
             errors.append("hypervisor %s: its VM disks need %d GiB, %s has %d GiB"
-                          % (host, disk // 1024 ** 3, facts.get("vg", "the volume group"),
-                             int(facts["disk_bytes"]) // 1024 ** 3))
+                          % (host, disk // 1024 ** 3, entry.get("vg", "the volume group"),
+                             entry["disk_bytes"] // 1024 ** 3))
     return errors
+
+
+# ---------------------------------------------------------------- inventory glue
 
 
 def hypervisor_facts(hosts, hostvars):
     """The planner's view of each hypervisor, from inventory variables and gathered facts.
 
-    Reads cloudlab_network, cloudlab_address (default ansible_host), cloudlab_bridge,
-    cloudlab_memory_mib (default the gathered memtotal_mb) and cloudlab_disk_bytes.
+    Reads cloudlab_network, cloudlab_address (default ansible_host when it is an IP),
+    cloudlab_bridge, cloudlab_memory_mib (default the gathered memtotal_mb),
+    cloudlab_memory_reserve_mib, cloudlab_disk_bytes, cloudlab_first_vnc_display and the
+    disk role's lvm_vm_disk_backend, lvm_vm_disk_vg, lvm_vm_disk_file_dir, lvm_vm_disk_file_format.
     """
     facts = {}
     for host in hosts:
@@ -229,10 +530,15 @@ def hypervisor_facts(hosts, hostvars):
         entry = {
             "network": variables.get("cloudlab_network"),
             "address": variables.get("cloudlab_address") or _ip_or_none(variables.get("ansible_host")),
-            "bridge": variables.get("cloudlab_bridge", "br0"),
+            "bridge": variables.get("cloudlab_bridge"),
             "memory_mib": variables.get("cloudlab_memory_mib", gathered.get("memtotal_mb")),
+            "memory_reserve_mib": variables.get("cloudlab_memory_reserve_mib"),
             "disk_bytes": variables.get("cloudlab_disk_bytes"),
+            "first_display": variables.get("cloudlab_first_vnc_display"),
+            "disk_backend": variables.get("lvm_vm_disk_backend"),
             "vg": variables.get("lvm_vm_disk_vg"),
+            "file_dir": variables.get("lvm_vm_disk_file_dir"),
+            "file_format": variables.get("lvm_vm_disk_file_format"),
         }
         facts[host] = {key: value for key, value in entry.items() if value is not None}
     return facts
@@ -243,3 +549,28 @@ def _ip_or_none(text):
         return str(ipaddress.ip_address(text))
     except (TypeError, ValueError):
         return None
+
+
+def vm_arguments(planned, clouds):
+    """The qemu_vm arguments of PLANNED VMs with their VNC passwords joined in from CLOUDS.
+
+    Kept apart from plan() so that the plan itself never holds a secret.
+    """
+    passwords = {}
+    for cloud in clouds or []:
+        if not isinstance(cloud, dict):
+            continue
+        base = (cloud.get("vm") or {}).get("vnc_password", cloud.get("vnc_password"))
+        for vm_name, vm in (cloud.get("vms") or {}).items():
+            if isinstance(vm, dict) and vm.get("vnc_password"):
+                passwords[(cloud.get("name"), vm_name)] = vm["vnc_password"]
+        if base:
+            passwords.setdefault((cloud.get("name"), None), base)
+    arguments = []
+    for vm in planned:
+        entry = dict(vm["qemu_vm"])
+        password = passwords.get((vm["cloud"], vm["name"]), passwords.get((vm["cloud"], None)))
+        if vm["vnc_password_set"] and password:
+            entry["vnc_password"] = password
+        arguments.append(entry)
+    return arguments

@@ -35,7 +35,8 @@ def test_expansion_spreads_vms_and_gives_unique_macs():
     assert ciab["mac"] == "52:54:00:12:34:60" and ciab["role"] == "cloud_in_a_box"
     frontend = next(vm for vm in all_vms if vm["name"] == "lab-fe")
     assert frontend["memory"] == 4096 and frontend["disk_bytes"] == 100 * 1024 ** 3
-    assert frontend["iso"] == "/srv/fs.iso" and frontend["role"] == "frontend"
+    assert frontend["qemu_vm"]["cdrom"] == "/srv/fs.iso" and frontend["role"] == "frontend"
+    assert frontend["disk"] == {"name": "lab-fe", "size": "100g"}
 
 
 def test_derived_mac_collisions_are_resolved_across_the_inventory(monkeypatch):
@@ -68,6 +69,76 @@ def test_hypervisor_facts_from_inventory_variables():
     }
     facts = _plan.hypervisor_facts(["hv1", "hv2"], hostvars)
     assert facts == {
-        "hv1": {"network": "10.101.0.0/16", "address": "10.101.1.25", "bridge": "br0", "memory_mib": 7812, "vg": "vg01"},
+        "hv1": {"network": "10.101.0.0/16", "address": "10.101.1.25", "memory_mib": 7812, "vg": "vg01"},
         "hv2": {"bridge": "br1", "memory_mib": 4096},
     }
+
+
+def _plan_of(clouds, hypervisors=None):
+    result = _plan.plan(clouds, hypervisors or DATA["hypervisors"])
+    assert result["errors"] == []
+    return {vm["name"]: vm for vms in result["vms"].values() for vm in vms}
+
+
+def test_complete_qemu_vm_arguments_with_defaults_cloud_and_vm_overrides():
+    vms = _plan_of([{"name": "e", "topology": "frontend_nodes", "node_controllers": 1, "iso": "/iso/e.iso",
+                     "vm": {"memory": 512, "accel": "tcg", "extra_args": ["-no-hpet"]},
+                     "vms": {"e-nc1": {"memory": 1024, "vnc_display": 7, "cpu": "qemu64,+svm",
+                                       "mac": "52:54:00:aa:bb:cc", "boot": "disk"}}}])
+    assert vms["e-fe"]["qemu_vm"] == {
+        "name": "e-fe", "memory": 512, "vcpus": 2, "cpu": "auto", "accel": "tcg",
+        "disks": [{"path": "/dev/vg01/e-fe", "format": "raw"}],
+        "nics": [{"bridge": "br0", "mac": vms["e-fe"]["mac"], "model": "virtio-net-pci"}],
+        "boot": "once", "vnc_display": "1", "vnc_listen": "127.0.0.1", "extra_args": ["-no-hpet"],
+        "stop_timeout": 60, "cdrom": "/iso/e.iso"}
+    node = vms["e-nc1"]["qemu_vm"]
+    assert (node["memory"], node["cpu"], node["boot"], node["vnc_display"]) == (1024, "qemu64,+svm", "disk", "7")
+    assert node["nics"][0]["mac"] == "52:54:00:aa:bb:cc" and node["accel"] == "tcg"
+
+
+def test_file_disk_backend_gives_image_paths():
+    hypervisors = {"hv1": {"disk_backend": "file", "file_dir": "/srv/disks/", "file_format": "raw"}}
+    vms = _plan_of([{"name": "ciab", "vm": {"disk": "2g"}}], hypervisors)
+    assert vms["ciab"]["qemu_vm"]["disks"] == [{"path": "/srv/disks/ciab.raw", "format": "raw"}]
+    assert vms["ciab"]["disk"] == {"name": "ciab", "size": "2g"}
+
+
+def test_displays_are_numbered_per_hypervisor_around_fixed_ones():
+    vms = _plan_of([{"name": "e", "topology": "frontend_nodes", "node_controllers": 3, "hypervisors": ["hv1", "hv2"],
+                     "vms": {"e-nc2": {"vnc_display": 1}}}])
+    assert {name: (vm["hypervisor"], vm["vnc_display"]) for name, vm in vms.items()} == {
+        "e-fe": ("hv1", 2), "e-nc2": ("hv1", 1), "e-nc1": ("hv2", 1), "e-nc3": ("hv2", 2)}
+
+
+def test_no_secret_in_plan_or_errors_and_passwords_joined_only_for_qemu_vm():
+    clouds = [{"name": "ciab", "vnc_listen": "0.0.0.0", "vnc_password": "s3cret"},
+              {"name": "e", "topology": "frontend_nodes", "vm": {"vnc_listen": "0.0.0.0"},
+               "vms": {"e-fe": {"vnc_password": "fe-pw"}, "e-nc1": {"vnc_password": "x" * 20}}}]
+    result = _plan.plan(clouds, DATA["hypervisors"])
+    text = repr(result)
+    assert "s3cret" not in text and "fe-pw" not in text and "x" * 20 not in text
+    assert any("vms.e-nc1.vnc_password: is longer than 8" in error for error in result["errors"])
+    planned = result["vms"]["hv1"]
+    arguments = {entry["name"]: entry for entry in _plan.vm_arguments(planned, clouds)}
+    assert arguments["ciab"]["vnc_password"] == "s3cret" and arguments["e-fe"]["vnc_password"] == "fe-pw"
+    assert "vnc_password" not in planned[0]["qemu_vm"]
+
+
+@pytest.mark.parametrize("clouds", [None, "ciab", 42, [None], [[]], [{"name": 5}], [{"name": "a", "vms": {"a": 3}}],
+                                    [{"name": "a", "hypervisors": [None]}], [{"name": "a", "macs": {"a": 12}}],
+                                    [{"name": "a", "network": {"address": "x", "public_range": 5, "private_subnet": []}}]])
+def test_no_input_crashes_the_planner(clouds):
+    result = _plan.plan(clouds, DATA["hypervisors"])
+    assert clouds in (None,) or result["errors"], result
+
+
+@pytest.mark.parametrize("hypervisors", [None, [], {"hv1": {"memory_mib": "lots"}},
+                                         {"hv1": {"network": 7, "address": []}}])
+def test_no_hypervisor_input_crashes_the_planner(hypervisors):
+    result = _plan.plan([{"name": "a"}], hypervisors)
+    assert result["errors"], result
+
+
+def test_a_hypervisor_without_any_setting_uses_the_defaults():
+    vms = _plan_of([{"name": "a"}], {"hv1": None})
+    assert vms["a"]["qemu_vm"]["disks"] == [{"path": "/dev/vg01/a", "format": "raw"}]
