@@ -20,8 +20,8 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import write_atomic
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._names import normalize_mac as mac_or_value_error
 
 QEMU_PREFIX = "52:54:00"
@@ -128,11 +128,7 @@ class Allocations:
         return False
 
     def _write(self):
-        descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".alloc-")
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(self.data, handle, indent=1, sort_keys=True)
-        os.chmod(temporary, 0o600)
-        os.rename(temporary, self.path)
+        write_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=True), 0o600)
 
     def get(self, name):
         return self.data["vms"].get(name)

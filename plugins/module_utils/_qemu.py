@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import os
 import re
 
@@ -39,6 +40,35 @@ def runtime_paths(state_dir, name):
         "serial": os.path.join(base, "serial.log"),
         "spec": os.path.join(base, "spec.json"),
     }
+
+
+def own_pid(paths):
+    """PID of the VM's qemu when it runs: the pidfile's process, if its argv is the VM's."""
+    try:
+        with open(paths["pidfile"], encoding="utf-8") as handle:
+            pid = int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+    argv = process_argv(pid)
+    return pid if any(paths["qmp"] in argument for argument in argv) else None
+
+
+def recorded(paths):
+    """The spec fingerprint recorded when the VM was last started, or None."""
+    try:
+        with open(paths["spec"], encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def argv_vnc(argv):
+    """(listen, display) of a qemu argv's TCP VNC server, or (None, None)."""
+    display = argv_display(argv)
+    if display is None:
+        return None, None
+    target = option_values(argv, "-vnc")[0].split(",")[0]
+    return target.rsplit(":", 1)[0].strip("[]"), display
 
 
 def default_cpu(accel, vendor):

@@ -78,3 +78,12 @@ class QmpClient:
                 return reply.get("return")
         except (OSError, ValueError) as error:
             raise QmpError("QMP %s on %s: %s" % (name, self.path, error)) from error
+
+
+def query_status(socket_path, timeout=5):
+    """The VM's QMP run state ('running', 'paused', 'shutdown', ...), None when it does not answer."""
+    try:
+        with QmpClient(socket_path, timeout=timeout) as qmp:
+            return qmp.command("query-status").get("status")
+    except QmpError:
+        return None

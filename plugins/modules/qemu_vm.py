@@ -37,9 +37,27 @@ attributes:
     platforms: linux
 options:
   name:
-    description: VM name (letters, digits, C(.), C(_), C(-)); the VM is found by it.
+    description:
+      - VM name (letters, digits, C(.), C(_), C(-)); the VM is found by it.
+      - Exactly one of I(name) and I(vms) is given.
     type: str
-    required: true
+  vms:
+    description:
+      - Converge many VMs of this host in one call, each entry taking the same options as a
+        single VM (I(name) required; I(state_dir) and I(bridge_acl) stay top-level).
+      - The host is surveyed once, every entry is validated before anything starts (all
+        errors reported together, including duplicate names and MACs and the memory all
+        starting VMs need), MACs and displays are allocated in one locked pass, and the
+        VMs are then started, stopped or removed in parallel.
+      - The result has one entry per VM in I(vms), in order.
+    type: list
+    elements: dict
+  prune:
+    description:
+      - With I(vms), also remove (as I(state=absent)) every VM this collection manages on
+        the host that is not in I(vms). Their disks stay.
+    type: bool
+    default: false
   state:
     description:
       - C(running) starts the VM when it is not running (also after it crashed or was killed).
@@ -165,6 +183,14 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "VNC {{ ansible_host }}:{{ ciab.vnc.port }}, MAC {{ ciab.macs[0] }}"
 
+- name: Converge all VMs of this hypervisor in one call, removing the ones no longer listed
+  nestlab.cloudlab.qemu_vm:
+    vms:
+      - {name: ciab-fe, memory: 2048, disks: [{path: /dev/vg01/ciab-fe}], cdrom: /srv/iso/fs.iso}
+      - {name: ciab-nc1, memory: 4096, disks: [{path: /dev/vg01/ciab-nc1}], cdrom: /srv/iso/fs.iso}
+    prune: true
+  register: lab
+
 - name: Stop it (ACPI power-down, then hard after 60 s)
   nestlab.cloudlab.qemu_vm:
     name: ciab
@@ -172,9 +198,19 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+vms:
+  description: With I(vms), one result per VM (the keys below, plus C(name) and C(changed)).
+  returned: when I(vms) is given
+  type: list
+  elements: dict
+pruned:
+  description: With I(prune), the names of the VMs removed because I(vms) no longer lists them.
+  returned: when I(vms) is given
+  type: list
+  elements: str
 state:
   description: The VM's state after the run (C(running), C(stopped) or C(absent)).
-  returned: always
+  returned: always (per VM inside C(vms) when I(vms) is given)
   type: str
   sample: running
 status:
@@ -189,36 +225,36 @@ pid:
   sample: 4242
 macs:
   description: MAC of each NIC, in order.
-  returned: unless absent
+  returned: unless absent (per VM inside C(vms) when I(vms) is given)
   type: list
   elements: str
   sample: ["52:54:00:3c:9a:01"]
 vnc:
   description: VNC display, TCP port and listen address.
-  returned: unless absent
+  returned: unless absent (per VM inside C(vms) when I(vms) is given)
   type: dict
   sample: {"display": 1, "port": 5901, "listen": "127.0.0.1"}
 qmp_socket:
   description: Path of the VM's QMP socket.
-  returned: unless absent
+  returned: unless absent (per VM inside C(vms) when I(vms) is given)
   type: str
   sample: /var/lib/nestlab/vms/ciab/qmp.sock
 serial_log:
   description: File receiving the VM's serial console.
-  returned: unless absent
+  returned: unless absent (per VM inside C(vms) when I(vms) is given)
   type: str
 argv:
   description: The qemu command line (the VNC password is never part of it).
-  returned: unless absent
+  returned: unless absent (per VM inside C(vms) when I(vms) is given)
   type: list
   elements: str
 restored:
   description: True when the VM had died (crash, kill -9) and this run started it again.
-  returned: always
+  returned: always (per VM inside C(vms) when I(vms) is given)
   type: bool
 config_drift:
   description: True when a running VM's requested configuration differs and it was left running.
-  returned: always
+  returned: always (per VM inside C(vms) when I(vms) is given)
   type: bool
 """
 
@@ -226,27 +262,57 @@ import json
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import AllocationError, Allocations, allocate
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import write_atomic
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._kvm import cpu_vendor
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, acl_rules, argv_disks, argv_display, argv_macs, bridge_exists, build_argv, check_name,
     default_cpu, displays_in_use, fdb_macs, find_acl, listening_ports, mem_available_mib, qemu_processes,
-    request_errors, runtime_paths, spec_fingerprint, vm_name_of)
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._proc import process_argv
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError
+    own_pid, recorded, request_errors, runtime_paths, spec_fingerprint, vm_name_of)
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError, query_status
+
+# The options of one VM: top-level for a single VM, or each element of `vms`.
+VM_OPTIONS = {
+    "name": {"type": "str"},
+    "state": {"type": "str", "choices": ["running", "stopped", "absent"], "default": "running"},
+    "memory": {"type": "int", "default": 2048},
+    "vcpus": {"type": "int", "default": 2},
+    "cpu": {"type": "str", "default": "auto"},
+    "accel": {"type": "str", "choices": ["auto", "kvm", "tcg"], "default": "auto"},
+    "disks": {"type": "list", "elements": "dict", "default": [], "options": {
+        "path": {"type": "path", "required": True},
+        "format": {"type": "str", "choices": ["auto", "raw", "qcow2"], "default": "auto"}}},
+    "nics": {"type": "list", "elements": "dict", "default": [{"bridge": "br0"}], "options": {
+        "bridge": {"type": "str", "default": "br0"},
+        "model": {"type": "str", "default": "virtio-net-pci"},
+        "mac": {"type": "str"}}},
+    "cdrom": {"type": "path"},
+    "boot": {"type": "str", "choices": ["once", "cdrom", "disk"], "default": "once"},
+    "vnc_display": {"type": "str", "default": "auto"},
+    "vnc_listen": {"type": "str", "default": "127.0.0.1"},
+    "vnc_password": {"type": "str", "no_log": True},
+    "extra_args": {"type": "list", "elements": "str", "default": []},
+    "restart_on_change": {"type": "bool", "default": False},
+    "stop_timeout": {"type": "int", "default": 60},
+}
+VM_DEFAULTS = {key: option.get("default") for key, option in VM_OPTIONS.items()}
 
 
-def normalize(params):
+class LaunchError(Exception):
+    """qemu refused to start; the message is qemu's own."""
+
+
+def normalize(params, host):
     """The request as a spec for build_argv, with 'auto' values resolved on this host."""
     accel = params["accel"]
     if accel == "auto":
-        accel = "kvm" if os.path.exists("/dev/kvm") else "tcg"
+        accel = "kvm" if host["dev_kvm"] else "tcg"
     cpu = params["cpu"]
     if cpu == "auto":
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = default_cpu(accel, cpu_vendor(handle.read()))
+        cpu = default_cpu(accel, host["vendor"])
     disks = []
     for disk in params["disks"]:
         image_format = disk["format"]
@@ -262,49 +328,41 @@ def normalize(params):
     }
 
 
-def own_pid(paths):
-    """PID of this VM's qemu when it runs: the pidfile's process, if its argv is ours."""
-    try:
-        with open(paths["pidfile"], encoding="utf-8") as handle:
-            pid = int(handle.read().strip())
-    except (OSError, ValueError):
-        return None
-    argv = process_argv(pid)
-    return pid if any(paths["qmp"] in argument for argument in argv) else None
+class Survey:
+    """One read of the host (qemu processes, bridges, ports, ACL, memory) for every VM."""
 
+    def __init__(self, module, bridges, acl_path):
+        self.processes = qemu_processes()
+        self.fdb = set()
+        self.bridges = {}
+        for bridge in sorted(bridges):
+            self.bridges[bridge] = bridge_exists(bridge)
+            if self.bridges[bridge]:
+                _rc, out, _err = module.run_command(["bridge", "fdb", "show", "br", bridge])
+                self.fdb |= fdb_macs(out)
+        self.ports = listening_ports()
+        self.acl_path = acl_path
+        self.acl = acl_rules(acl_path) if acl_path else (set(), set())
+        self.dev_kvm = os.path.exists("/dev/kvm")
+        self.mem_available_mib = mem_available_mib()
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            self.vendor = cpu_vendor(handle.read())
 
-def survey(module, spec, pid, acl_path):
-    """What the host uses outside this VM, for validation and allocation."""
-    others = {other: argv for other, argv in qemu_processes().items() if other != pid}
-    bridges = {nic["bridge"] for nic in spec["nics"]}
-    fdb = set()
-    for bridge in sorted(bridges):
-        if bridge_exists(bridge):
-            _rc, out, _err = module.run_command(["bridge", "fdb", "show", "br", bridge])
-            fdb |= fdb_macs(out)
-    used_disks = {}
-    for argv in others.values():
-        for path in argv_disks(argv):
-            used_disks.setdefault(os.path.realpath(path), []).append(vm_name_of(argv) or "?")
-    allowed, denied = acl_rules(acl_path) if acl_path else (set(), set())
-    return {
-        "macs": set().union(*(argv_macs(argv) for argv in others.values())) | fdb,
-        "displays": {display for display in (argv_display(argv) for argv in others.values()) if display is not None},
-        "ports": listening_ports(),
-        "disks_in_use": used_disks,
-        "bridges": {bridge: bridge_exists(bridge) for bridge in bridges},
-        "acl_path": acl_path, "acl_allowed": allowed, "acl_denied": denied,
-        "dev_kvm": os.path.exists("/dev/kvm"),
-        "mem_available_mib": mem_available_mib(),
-    }
-
-
-def qmp_status(paths):
-    try:
-        with QmpClient(paths["qmp"], timeout=5) as qmp:
-            return qmp.command("query-status").get("status")
-    except QmpError:
-        return None
+    def outside(self, pid):
+        """What the host uses outside the VM whose qemu is PID, as request_errors expects."""
+        others = {other: argv for other, argv in self.processes.items() if other != pid}
+        used_disks = {}
+        for argv in others.values():
+            for path in argv_disks(argv):
+                used_disks.setdefault(os.path.realpath(path), []).append(vm_name_of(argv) or "?")
+        return {
+            "macs": set().union(*(argv_macs(argv) for argv in others.values())) | self.fdb,
+            "displays": {display for display in (argv_display(argv) for argv in others.values())
+                         if display is not None},
+            "ports": self.ports, "disks_in_use": used_disks, "bridges": self.bridges,
+            "acl_path": self.acl_path, "acl_allowed": self.acl[0], "acl_denied": self.acl[1],
+            "dev_kvm": self.dev_kvm, "mem_available_mib": self.mem_available_mib, "vendor": self.vendor,
+        }
 
 
 def wait_gone(pid, timeout):
@@ -337,107 +395,114 @@ def stop(paths, pid, timeout):
     return "killed"
 
 
-def write_private(path, content):
-    descriptor = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(content)
-    os.rename(path + ".tmp", path)
-
-
 def launch(module, paths, argv, fingerprint, password):
     os.makedirs(paths["dir"], mode=0o700, exist_ok=True)
     for stale in (paths["pidfile"], paths["qmp"]):
         if os.path.exists(stale):
             os.remove(stale)
-    write_private(paths["spec"], json.dumps(fingerprint, indent=1))
+    write_atomic(paths["spec"], json.dumps(fingerprint, indent=1), 0o600)
     rc, out, err = module.run_command(argv)
     if rc != 0:
-        module.fail_json(msg="qemu did not start: %s" % (err or out).strip(), argv=argv)
+        raise LaunchError("qemu did not start: %s" % (err or out).strip())
     if password:
         with QmpClient(paths["qmp"]) as qmp:
             qmp.command("set_password", protocol="vnc", password=password)
     return own_pid(paths)
 
 
-def recorded(paths):
-    try:
-        with open(paths["spec"], encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
+class Vm:
+    """One requested VM: its parameters, runtime paths, live pid and result."""
+
+    def __init__(self, params, state_dir):
+        self.params = params
+        self.name = params["name"]
+        self.paths = runtime_paths(state_dir, self.name)
+        self.pid = own_pid(self.paths)
+        self.result = {"changed": False, "name": self.name, "restored": False, "config_drift": False}
+        self.spec = self.outside = self.argv = self.fingerprint = None
+        self.action = None  # what act() does: None, "launch", "restart", "stop", "absent"
+
+    def check(self, survey):
+        """Problems of a running request against the host, as 'NAME: problem' sentences."""
+        if self.params["state"] != "running":
+            return []
+        self.outside = survey.outside(self.pid)
+        self.spec = normalize(self.params, self.outside)
+        problems = request_errors(self.spec, self.outside, starting=self.pid is None)
+        return ["%s: %s" % (self.name, problem) for problem in problems]
+
+    def plan_running(self, module, book, survey, host_id):
+        """Allocate inside the open BOOK and decide whether to launch, restart or leave."""
+        outside = self.outside
+        previous = book.get(self.name) or {}
+        # This VM's own MACs show in the bridges' tables and its display on a listening port.
+        seen_macs = outside["macs"] - set(previous.get("macs", []))
+        seen_displays = outside["displays"] | displays_in_use(survey.ports)
+        if self.pid and previous.get("display") is not None:
+            seen_displays.discard(previous["display"])
+        record = allocate(book, host_id, self.name, [nic.get("mac") for nic in self.spec["nics"]],
+                          self.spec["vnc_display"], seen_macs, seen_displays)
+        self.argv = build_argv(self.spec, record, self.paths)
+        self.fingerprint = spec_fingerprint(self.argv, self.spec["vnc_password"])
+        self.result.update(macs=record["macs"], argv=self.argv, qmp_socket=self.paths["qmp"],
+                           serial_log=self.paths["serial"], state="running",
+                           vnc={"display": record["display"], "port": 5900 + record["display"],
+                                "listen": self.spec["vnc_listen"]})
+        before = recorded(self.paths)
+        if self.pid:
+            self.result["pid"] = self.pid
+            if before == self.fingerprint:
+                return
+            self.result["diff"] = {"before": json.dumps((before or {}).get("argv"), indent=1) + "\n",
+                                   "after": json.dumps(self.argv, indent=1) + "\n"}
+            if not self.params["restart_on_change"]:
+                module.warn("%s runs with another configuration than requested; it was left running "
+                            "(set restart_on_change=true to restart it)" % self.name)
+                self.result["config_drift"] = True
+                return
+            self.action = "restart"
+        else:
+            self.action = "launch"
+            self.result["restored"] = before is not None and os.path.exists(self.paths["pidfile"])
+        self.result["changed"] = True
+
+    def plan_stopped(self, book):
+        record = book.get(self.name) or {}
+        if record:
+            self.result.update(macs=record["macs"], qmp_socket=self.paths["qmp"], serial_log=self.paths["serial"],
+                               vnc={"display": record["display"], "port": 5900 + record["display"],
+                                    "listen": self.params["vnc_listen"]})
+        self.result["state"] = "stopped"
+        if self.pid:
+            self.result["changed"] = True
+            self.action = "stop"
+
+    def plan_absent(self, book):
+        self.result["state"] = "absent"
+        self.action = "absent"
+        self.result["changed"] = bool(self.pid) or book.get(self.name) is not None or os.path.isdir(self.paths["dir"])
+
+    def act(self, module, book_path):
+        """Carry out the planned action (never in check mode); returns an error sentence or None."""
+        try:
+            if self.action in ("restart", "stop", "absent") and self.pid:
+                self.result["stopped_by"] = stop(self.paths, self.pid, self.params["stop_timeout"])
+            if self.action in ("launch", "restart"):
+                self.result["pid"] = launch(module, self.paths, self.argv, self.fingerprint,
+                                            self.spec["vnc_password"])
+                self.result["status"] = query_status(self.paths["qmp"])
+            elif self.action == "absent":
+                with Allocations(book_path) as book:
+                    book.drop(self.name)
+                if os.path.isdir(self.paths["dir"]):
+                    for entry in os.listdir(self.paths["dir"]):
+                        os.remove(os.path.join(self.paths["dir"], entry))
+                    os.rmdir(self.paths["dir"])
+            elif self.pid and self.result.get("state") == "running":
+                self.result["status"] = query_status(self.paths["qmp"])
+        except (LaunchError, QmpError, OSError) as error:
+            return "%s: %s" % (self.name, error)
         return None
-
-
-def ensure_running(module, params, paths, pid, result):
-    spec = normalize(params)
-    acl_path = params["bridge_acl"] or find_acl()
-    host = survey(module, spec, pid, acl_path)
-    allocations = os.path.join(params["state_dir"], "allocations.json")
-    with Allocations(allocations, save=False) as book:
-        previous = book.get(spec["name"]) or {}
-    # This VM's own MACs show in the bridges' tables and its display on a listening port.
-    seen_macs = host["macs"] - set(previous.get("macs", []))
-    seen_displays = host["displays"] | displays_in_use(host["ports"])
-    if pid and previous.get("display") is not None:
-        seen_displays.discard(previous["display"])
-    errors = request_errors(spec, host, starting=pid is None)
-    if errors:
-        module.fail_json(msg="%s: %s. Nothing was changed." % (spec["name"], "; ".join(errors)), errors=errors)
-    with Allocations(allocations, save=not module.check_mode) as book:
-        record = allocate(book, params["host_id"], spec["name"],
-                          [nic.get("mac") for nic in spec["nics"]], spec["vnc_display"], seen_macs, seen_displays)
-    argv = build_argv(spec, record, paths)
-    fingerprint = spec_fingerprint(argv, spec["vnc_password"])
-    result.update(macs=record["macs"], argv=argv, qmp_socket=paths["qmp"], serial_log=paths["serial"],
-                  vnc={"display": record["display"], "port": 5900 + record["display"], "listen": spec["vnc_listen"]})
-    before = recorded(paths)
-    if pid:
-        if before == fingerprint:
-            result.update(state="running", pid=pid, status=qmp_status(paths))
-            return
-        result["diff"] = {"before": json.dumps((before or {}).get("argv"), indent=1) + "\n",
-                          "after": json.dumps(argv, indent=1) + "\n"}
-        if not params["restart_on_change"]:
-            module.warn("%s runs with another configuration than requested; it was left running "
-                        "(set restart_on_change=true to restart it)" % spec["name"])
-            result.update(state="running", pid=pid, config_drift=True, status=qmp_status(paths))
-            return
-        if not module.check_mode:
-            stop(paths, pid, params["stop_timeout"])
-    result["restored"] = before is not None and not pid and os.path.exists(paths["pidfile"])
-    result.update(changed=True, state="running")
-    if not module.check_mode:
-        result["pid"] = launch(module, paths, argv, fingerprint, spec["vnc_password"])
-        result["status"] = qmp_status(paths)
-
-
-def ensure_stopped(module, params, paths, pid, result):
-    with Allocations(os.path.join(params["state_dir"], "allocations.json"), save=False) as book:
-        record = book.get(params["name"]) or {}
-    if record:
-        result.update(macs=record["macs"], qmp_socket=paths["qmp"], serial_log=paths["serial"],
-                      vnc={"display": record["display"], "port": 5900 + record["display"],
-                           "listen": params["vnc_listen"]})
-    result["state"] = "stopped"
-    if pid:
-        result["changed"] = True
-        if not module.check_mode:
-            result["stopped_by"] = stop(paths, pid, params["stop_timeout"])
-
-
-def ensure_absent(module, params, paths, pid, result):
-    result["state"] = "absent"
-    if pid:
-        result["changed"] = True
-        if not module.check_mode:
-            stop(paths, pid, params["stop_timeout"])
-    with Allocations(os.path.join(params["state_dir"], "allocations.json"), save=not module.check_mode) as book:
-        result["changed"] = book.drop(params["name"]) or result["changed"]
-    if os.path.isdir(paths["dir"]):
-        result["changed"] = True
-        if not module.check_mode:
-            for entry in os.listdir(paths["dir"]):
-                os.remove(os.path.join(paths["dir"], entry))
-            os.rmdir(paths["dir"])
 
 
 def host_identity():
@@ -450,46 +515,101 @@ def host_identity():
     return os.uname()[1]
 
 
+def request_set_errors(vms, survey):
+    """Problems of the set as a whole: duplicate names and MACs, memory of all starting VMs."""
+    errors, names, macs = [], set(), {}
+    for vm in vms:
+        if vm.name in names:
+            errors.append("%s is listed twice" % vm.name)
+        names.add(vm.name)
+        for nic in vm.params.get("nics") or []:
+            mac = (nic.get("mac") or "").lower()
+            if not mac:
+                continue
+            if mac in macs:
+                errors.append("%s: MAC %s is also requested for %s" % (vm.name, mac, macs[mac]))
+            macs.setdefault(mac, vm.name)
+    starting = [vm for vm in vms if vm.params["state"] == "running" and not vm.pid]
+    needed = sum(vm.params["memory"] for vm in starting)
+    if len(starting) > 1 and survey.mem_available_mib is not None and needed > survey.mem_available_mib:
+        errors.append("the %d VMs to start need %d MiB, more than the %d MiB this host has available (%s)"
+                      % (len(starting), needed, survey.mem_available_mib, ", ".join(vm.name for vm in starting)))
+    return errors
+
+
+def converge(module, requests, prune):
+    """Converge REQUESTS (one dict of VM_OPTIONS each); returns (per-VM results, pruned names)."""
+    state_dir = module.params["state_dir"]
+    book_path = os.path.join(state_dir, "allocations.json")
+    errors = []
+    for request in requests:
+        try:
+            check_name(request["name"])
+        except SpecError as error:
+            errors.append(str(error))
+    if errors:
+        module.fail_json(msg="; ".join(errors) + ". Nothing was changed.", errors=errors)
+    vms = [Vm(request, state_dir) for request in requests]
+    bridges = {nic["bridge"] for vm in vms if vm.params["state"] == "running" for nic in vm.params["nics"]}
+    survey = Survey(module, bridges, module.params["bridge_acl"] or find_acl())
+    errors = request_set_errors(vms, survey)
+    for vm in vms:
+        errors.extend(vm.check(survey))
+    if errors:
+        module.fail_json(msg="%s. Nothing was changed." % "; ".join(errors), errors=errors)
+
+    pruned = []
+    with Allocations(book_path, save=not module.check_mode) as book:
+        if prune:
+            listed = {vm.name for vm in vms}
+            for name in sorted(set(book.data["vms"]) - listed):
+                extra = Vm(dict(VM_DEFAULTS, name=name, state="absent"), state_dir)
+                vms.append(extra)
+                pruned.append(name)
+        host_id = host_identity()
+        for vm in vms:
+            if vm.params["state"] == "running":
+                vm.plan_running(module, book, survey, host_id)
+            elif vm.params["state"] == "stopped":
+                vm.plan_stopped(book)
+            else:
+                vm.plan_absent(book)
+    if not module.check_mode:
+        busy = [vm for vm in vms if vm.action or (vm.pid and vm.result.get("state") == "running")]
+        with ThreadPoolExecutor(max_workers=min(16, max(1, len(busy)))) as pool:
+            failures = [error for error in pool.map(lambda vm: vm.act(module, book_path), busy) if error]
+        if failures:
+            module.fail_json(msg="; ".join(failures), vms=[vm.result for vm in vms], pruned=pruned)
+    return [vm.result for vm in vms], pruned
+
+
 def main():
     module = AnsibleModule(
-        argument_spec={
-            "name": {"type": "str", "required": True},
-            "state": {"type": "str", "choices": ["running", "stopped", "absent"], "default": "running"},
-            "memory": {"type": "int", "default": 2048},
-            "vcpus": {"type": "int", "default": 2},
-            "cpu": {"type": "str", "default": "auto"},
-            "accel": {"type": "str", "choices": ["auto", "kvm", "tcg"], "default": "auto"},
-            "disks": {"type": "list", "elements": "dict", "default": [], "options": {
-                "path": {"type": "path", "required": True},
-                "format": {"type": "str", "choices": ["auto", "raw", "qcow2"], "default": "auto"}}},
-            "nics": {"type": "list", "elements": "dict", "default": [{"bridge": "br0"}], "options": {
-                "bridge": {"type": "str", "default": "br0"},
-                "model": {"type": "str", "default": "virtio-net-pci"},
-                "mac": {"type": "str"}}},
-            "cdrom": {"type": "path"},
-            "boot": {"type": "str", "choices": ["once", "cdrom", "disk"], "default": "once"},
-            "vnc_display": {"type": "str", "default": "auto"},
-            "vnc_listen": {"type": "str", "default": "127.0.0.1"},
-            "vnc_password": {"type": "str", "no_log": True},
-            "extra_args": {"type": "list", "elements": "str", "default": []},
-            "restart_on_change": {"type": "bool", "default": False},
-            "stop_timeout": {"type": "int", "default": 60},
-            "state_dir": {"type": "path", "default": "/var/lib/nestlab"},
-            "bridge_acl": {"type": "path"},
-        },
+        argument_spec=dict(
+            VM_OPTIONS,
+            vms={"type": "list", "elements": "dict",
+                 "options": dict(VM_OPTIONS, name={"type": "str", "required": True})},
+            prune={"type": "bool", "default": False},
+            state_dir={"type": "path", "default": "/var/lib/nestlab"},
+            bridge_acl={"type": "path"},
+        ),
+        mutually_exclusive=[("name", "vms")],
+        required_one_of=[("name", "vms")],
         supports_check_mode=True,
     )
-    params = dict(module.params, host_id=host_identity())
     try:
-        check_name(params["name"])
-        paths = runtime_paths(params["state_dir"], params["name"])
-        pid = own_pid(paths)
-        result = {"changed": False, "name": params["name"], "restored": False, "config_drift": False}
-        handlers = {"running": ensure_running, "stopped": ensure_stopped, "absent": ensure_absent}
-        handlers[params["state"]](module, params, paths, pid, result)
+        if module.params["vms"] is None:
+            request = {key: module.params[key] for key in VM_OPTIONS}
+            results, _pruned = converge(module, [request], prune=False)
+            module.exit_json(**results[0])
+        results, pruned = converge(module, module.params["vms"], module.params["prune"])
     except (SpecError, AllocationError, QmpError) as error:
-        module.fail_json(msg="%s: %s" % (params["name"], error))
-    module.exit_json(**result)
+        module.fail_json(msg=str(error))
+    diffs = [result.pop("diff") for result in results if "diff" in result]
+    outcome = {"changed": any(result["changed"] for result in results), "vms": results, "pruned": pruned}
+    if diffs:
+        outcome["diff"] = diffs
+    module.exit_json(**outcome)
 
 
 if __name__ == "__main__":

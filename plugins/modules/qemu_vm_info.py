@@ -1,0 +1,145 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, nestlab.cloudlab developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: qemu_vm_info
+short_description: Read the VMs that nestlab.cloudlab.qemu_vm manages on a host
+version_added: 0.2.0
+description:
+  - Looks VMs up by name, or lists every VM of the host's allocation file, and returns
+    each one's allocation (MACs, VNC display), the recorded command line, whether it runs
+    (its pid and QMP status), where its console and serial log are.
+  - Reads only; it never sends a spec, starts or stops anything.
+author:
+  - nestlab.cloudlab developers (@nestlab)
+extends_documentation_fragment:
+  - nestlab.cloudlab.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reads only, in check mode too.
+  diff_mode:
+    support: none
+  platform:
+    platforms: linux
+options:
+  name:
+    description: VM names to read; all VMs of the host when empty.
+    type: list
+    elements: str
+    default: []
+  state_dir:
+    description: The I(state_dir) the VMs were started with.
+    type: path
+    default: /var/lib/nestlab
+seealso:
+  - module: nestlab.cloudlab.qemu_vm
+"""
+
+EXAMPLES = r"""
+- name: Read every lab VM of this hypervisor
+  nestlab.cloudlab.qemu_vm_info:
+  register: lab
+
+- name: Say where each console is
+  ansible.builtin.debug:
+    msg: "{{ item.name }}: {{ item.state }}, VNC {{ item.vnc.listen }}:{{ item.vnc.port }}"
+  loop: "{{ lab.vms }}"
+"""
+
+RETURN = r"""
+vms:
+  description: One entry per VM, in name order. A name that is not known has C(state=absent).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: VM name.
+      type: str
+    state:
+      description: C(running), C(stopped) (allocated, no process) or C(absent) (not known).
+      type: str
+    pid:
+      description: PID of its qemu process.
+      type: int
+      returned: when running
+    status:
+      description: QMP run state (C(running), C(paused), C(shutdown), ...); null when QMP does not answer.
+      type: str
+      returned: when running
+    macs:
+      description: Allocated MAC of each NIC.
+      type: list
+      elements: str
+    vnc:
+      description: VNC display, TCP port and the listen address of the recorded command line.
+      type: dict
+      sample: {"display": 1, "port": 5901, "listen": "127.0.0.1"}
+    argv:
+      description: The recorded qemu command line (never holds the VNC password).
+      type: list
+      elements: str
+    serial_log:
+      description: File receiving its serial console.
+      type: str
+    qmp_socket:
+      description: Its QMP socket.
+      type: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import Allocations
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
+    SpecError, argv_vnc, check_name, own_pid, recorded, runtime_paths)
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import query_status
+
+
+def describe(name, record, paths):
+    """What the host knows of one VM, from its allocation RECORD and runtime PATHS."""
+    if record is None and not os.path.isdir(paths["dir"]):
+        return {"name": name, "state": "absent"}
+    record = record or {}
+    argv = (recorded(paths) or {}).get("argv") or []
+    listen, _display = argv_vnc(argv)
+    entry = {"name": name, "state": "stopped", "macs": record.get("macs", []), "argv": argv,
+             "serial_log": paths["serial"], "qmp_socket": paths["qmp"]}
+    if record.get("display") is not None:
+        entry["vnc"] = {"display": record["display"], "port": 5900 + record["display"], "listen": listen}
+    pid = own_pid(paths)
+    if pid:
+        entry.update(state="running", pid=pid, status=query_status(paths["qmp"]))
+    return entry
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "name": {"type": "list", "elements": "str", "default": []},
+            "state_dir": {"type": "path", "default": "/var/lib/nestlab"},
+        },
+        supports_check_mode=True,
+    )
+    state_dir = module.params["state_dir"]
+    try:
+        for name in module.params["name"]:
+            check_name(name)
+    except SpecError as error:
+        module.fail_json(msg=str(error))
+    book_path = os.path.join(state_dir, "allocations.json")
+    records = {}
+    if os.path.exists(book_path):
+        with Allocations(book_path, save=False) as book:
+            records = dict(book.data["vms"])
+    names = module.params["name"] or sorted(records)
+    module.exit_json(changed=False, vms=[describe(name, records.get(name), runtime_paths(state_dir, name))
+                                         for name in names])
+
+
+if __name__ == "__main__":
+    main()
