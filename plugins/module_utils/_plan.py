@@ -551,26 +551,30 @@ def _ip_or_none(text):
         return None
 
 
-def vm_arguments(planned, clouds):
-    """The qemu_vm arguments of PLANNED VMs with their VNC passwords joined in from CLOUDS.
+def vm_arguments(arguments, clouds):
+    """qemu_vm ARGUMENTS (the plan's, or hand-written) with VNC passwords joined in from CLOUDS.
 
-    Kept apart from plan() so that the plan itself never holds a secret.
+    Kept apart from plan() so that the plan itself never holds a secret.  A VM's own
+    `vms.NAME.vnc_password` wins over its cloud's `vm.vnc_password`, then `vnc_password`;
+    an entry that already has a password, or whose VM no cloud plans, stays as it is.
     """
     passwords = {}
-    for cloud in clouds or []:
-        if not isinstance(cloud, dict):
+    for cloud in clouds if isinstance(clouds, list) else []:
+        if not isinstance(cloud, dict) or not isinstance(cloud.get("name"), str):
             continue
-        base = (cloud.get("vm") or {}).get("vnc_password", cloud.get("vnc_password"))
-        for vm_name, vm in (cloud.get("vms") or {}).items():
-            if isinstance(vm, dict) and vm.get("vnc_password"):
-                passwords[(cloud.get("name"), vm_name)] = vm["vnc_password"]
-        if base:
-            passwords.setdefault((cloud.get("name"), None), base)
-    arguments = []
-    for vm in planned:
-        entry = dict(vm["qemu_vm"])
-        password = passwords.get((vm["cloud"], vm["name"]), passwords.get((vm["cloud"], None)))
-        if vm["vnc_password_set"] and password:
-            entry["vnc_password"] = password
-        arguments.append(entry)
-    return arguments
+        vm = cloud.get("vm") if isinstance(cloud.get("vm"), dict) else {}
+        per_vm = cloud.get("vms") if isinstance(cloud.get("vms"), dict) else {}
+        base = vm.get("vnc_password") or cloud.get("vnc_password")
+        count = cloud.get("node_controllers", 1)
+        count = int(count) if str(count).isdigit() else 1
+        for name, _role in vm_names(cloud["name"], cloud.get("topology", "cloud_in_a_box"), count):
+            own = per_vm.get(name) if isinstance(per_vm.get(name), dict) else {}
+            if own.get("vnc_password") or base:
+                passwords[name] = own.get("vnc_password") or base
+    joined = []
+    for entry in arguments or []:
+        entry = dict(entry)
+        if not entry.get("vnc_password") and entry.get("name") in passwords:
+            entry["vnc_password"] = passwords[entry["name"]]
+        joined.append(entry)
+    return joined

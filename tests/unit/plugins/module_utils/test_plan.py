@@ -118,10 +118,10 @@ def test_no_secret_in_plan_or_errors_and_passwords_joined_only_for_qemu_vm():
     text = repr(result)
     assert "s3cret" not in text and "fe-pw" not in text and "x" * 20 not in text
     assert any("vms.e-nc1.vnc_password: is longer than 8" in error for error in result["errors"])
-    planned = result["vms"]["hv1"]
-    arguments = {entry["name"]: entry for entry in _plan.vm_arguments(planned, clouds)}
+    planned = [vm["qemu_vm"] for vm in result["vms"]["hv1"]]
+    arguments = {entry["name"]: entry for entry in _plan.vm_arguments(planned + [{"name": "own"}], clouds)}
     assert arguments["ciab"]["vnc_password"] == "s3cret" and arguments["e-fe"]["vnc_password"] == "fe-pw"
-    assert "vnc_password" not in planned[0]["qemu_vm"]
+    assert "vnc_password" not in planned[0] and "vnc_password" not in arguments["own"]
 
 
 @pytest.mark.parametrize("clouds", [None, "ciab", 42, [None], [[]], [{"name": 5}], [{"name": "a", "vms": {"a": 3}}],
