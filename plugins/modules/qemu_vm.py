@@ -55,7 +55,8 @@ options:
   prune:
     description:
       - With I(vms), also remove (as I(state=absent)) every VM this collection manages on
-        the host that is not in I(vms). Their disks stay.
+        the host that is not in I(vms), stopping each within the top-level I(stop_timeout).
+        Their disks stay.
     type: bool
     default: false
   state:
@@ -563,7 +564,8 @@ def converge(module, requests, prune):
         if prune:
             listed = {vm.name for vm in vms}
             for name in sorted(set(book.data["vms"]) - listed):
-                extra = Vm(dict(VM_DEFAULTS, name=name, state="absent"), state_dir)
+                extra = Vm(dict(VM_DEFAULTS, name=name, state="absent",
+                                stop_timeout=module.params["stop_timeout"]), state_dir)
                 vms.append(extra)
                 pruned.append(name)
         host_id = host_identity()

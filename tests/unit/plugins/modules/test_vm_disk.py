@@ -1,13 +1,11 @@
 """vm_disk's file backend end to end with the real qemu-img, on a temporary directory."""
 
 import os
-import shutil
 
 import pytest
 
 from ansible_collections.nestlab.cloudlab.plugins.modules import vm_disk
 
-pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img is not installed")
 MIB = 1024 ** 2
 
 
