@@ -24,8 +24,8 @@ demo: setup  ## Boot the test-bed hypervisor and run site.yml against it
 demo-destroy:  ## Stop the demo hypervisor
 	@python3 tests/testbed/testbed.py down demo
 
-test: unit lint sanity molecule  ## The whole suite (what CI runs)
-	@echo "make test: all layers passed"
+test: setup  ## The whole suite (what CI runs), with a per-layer and per-scenario timing table
+	@tools/test.sh
 
 unit: setup  ## pytest unit tests
 	pytest
@@ -49,9 +49,11 @@ molecule: setup $(MARKER_ISO)  ## Every molecule scenario, one test-bed VM at a 
 	  if ! molecule test -s $$scenario; then \
 	    echo "=== scenario $$scenario FAILED; L1 serial log tail:"; \
 	    tail -n 60 "$(NESTLAB_CACHE)/logs/molecule-$$scenario.serial.log" 2>/dev/null || true; \
+	    [ -z "$${NESTLAB_TIMINGS:-}" ] || printf '  scenario %s\t%d\tFAILED\n' "$$scenario" "$$(( $$(date +%s) - start ))" >>"$$NESTLAB_TIMINGS"; \
 	    exit 1; \
 	  fi; \
 	  echo "=== scenario $$scenario passed in $$(( $$(date +%s) - start ))s"; \
+	  [ -z "$${NESTLAB_TIMINGS:-}" ] || printf '  scenario %s\t%d\tpassed\n' "$$scenario" "$$(( $$(date +%s) - start ))" >>"$$NESTLAB_TIMINGS"; \
 	done
 
 bench: setup  ## Benchmarks (see bench/README.md)

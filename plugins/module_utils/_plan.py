@@ -15,12 +15,13 @@ Private to this collection; standard library only.
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import MAX_DISPLAY, derive_mac
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._disk import DiskError, parse_size
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._names import (
-    VM_NAME_MAX, disk_name_problem, ifname_problem, normalize_mac, vm_name_problem)
+    VM_NAME_MAX, ifname_problem, normalize_mac, vm_name_problem)
 
 TOPOLOGIES = ("cloud_in_a_box", "frontend_nodes")
 VNC_PASSWORD_MAX = 8  # the VNC protocol's limit
@@ -124,6 +125,7 @@ VM_FIELDS = {"memory": _integer(16), "vcpus": _integer(1, 255), "disk": _size, "
              "iso": _absolute_path, "vnc_listen": _address, "vnc_password": _secret}
 VM_ONLY_FIELDS = {"mac": _mac, "vnc_display": _integer(0, MAX_DISPLAY)}
 NETWORK_FIELDS = {"address": _address, "public_range": _text, "private_subnet": _text}
+VM_ENTRY_FIELDS = dict(VM_FIELDS, **VM_ONLY_FIELDS)
 CLOUD_FIELDS = {"name": _text, "topology": _choice(*TOPOLOGIES), "node_controllers": _integer(1, 99),
                 "hypervisors": _string_list, "iso": _absolute_path, "vnc_listen": _address,
                 "vnc_password": _secret, "vm": dict, "vms": dict, "macs": dict, "network": dict}
@@ -345,7 +347,8 @@ def _cloud_vms(cloud, index, known_hosts, errors):
             errors.append("%s: macs: %s" % (where, _not_a_vm(key, names)))
     vms = []
     for vm_name, role in expanded:
-        problem = vm_name_problem(vm_name) or disk_name_problem(vm_name)
+        # The VM name rule is the strictest: it is also the LV and image-file name.
+        problem = vm_name_problem(vm_name)
         if problem:
             hint = ""
             if len(vm_name) > VM_NAME_MAX:
@@ -353,8 +356,8 @@ def _cloud_vms(cloud, index, known_hosts, errors):
             errors.append("%s: name: %s%s" % (where, problem, hint))
             return None
         settings = dict(base)
-        settings.update(_fields(per_vm.get(vm_name, {}), dict(VM_FIELDS, **VM_ONLY_FIELDS),
-                                "%s: vms.%s" % (where, vm_name), errors))
+        if vm_name in per_vm:
+            settings.update(_fields(per_vm[vm_name], VM_ENTRY_FIELDS, "%s: vms.%s" % (where, vm_name), errors))
         if vm_name in macs and "mac" not in settings:
             try:
                 settings["mac"] = _mac(macs[vm_name])
@@ -371,13 +374,14 @@ def _not_a_vm(key, names):
         key, ", ".join(names), "; did you mean %r?" % close[0] if close else "")
 
 
-def _vnc_errors(where, settings):
-    listen = settings["vnc_listen"]
-    loopback = listen == "localhost" or ipaddress.ip_address(listen).is_loopback
-    if not loopback and not settings.get("vnc_password"):
-        return ["%s: vnc_listen: VNC on %s needs a vnc_password (or listen on 127.0.0.1 and "
-                "tunnel over SSH)" % (where, listen)]
-    return []
+@functools.lru_cache(maxsize=256)
+def _is_loopback(listen):
+    return listen == "localhost" or ipaddress.ip_address(listen).is_loopback
+
+
+@functools.lru_cache(maxsize=256)
+def _size_bytes(text):
+    return parse_size(text)
 
 
 def plan(clouds, hypervisors):
@@ -414,15 +418,17 @@ def plan(clouds, hypervisors):
         claims.extend(_check_cloud_network(name, network, networks, errors))
         for position, (vm_name, role, vm) in enumerate(cloud_vms):
             host = hosts[position % len(hosts)]
-            where = "cloud %s: VM %s" % (name, vm_name)
             if vm_name in seen_vms:
-                errors.append("%s: same name as a VM of cloud %s" % (where, seen_vms[vm_name]))
+                errors.append("cloud %s: VM %s: same name as a VM of cloud %s" % (name, vm_name, seen_vms[vm_name]))
                 continue
             seen_vms[vm_name] = name
-            errors.extend(_vnc_errors(where, vm))
+            if not _is_loopback(vm["vnc_listen"]) and not vm.get("vnc_password"):
+                errors.append("cloud %s: VM %s: vnc_listen: VNC on %s needs a vnc_password (or listen on "
+                              "127.0.0.1 and tunnel over SSH)" % (name, vm_name, vm["vnc_listen"]))
             if vm.get("mac"):
                 if vm["mac"] in fixed_macs:
-                    errors.append("%s: mac: %s is also given to %s" % (where, vm["mac"], fixed_macs[vm["mac"]]))
+                    errors.append("cloud %s: VM %s: mac: %s is also given to %s"
+                                  % (name, vm_name, vm["mac"], fixed_macs[vm["mac"]]))
                     continue
                 fixed_macs[vm["mac"]] = vm_name
             vms[host].append(_planned_vm(vm_name, name, role, host, vm, settings[host]))
@@ -445,7 +451,7 @@ def _planned_vm(vm_name, cloud, role, host, vm, host_settings):
         arguments["cdrom"] = vm["iso"]
     return {"name": vm_name, "cloud": cloud, "role": role, "hypervisor": host,
             "mac": vm.get("mac"), "vnc_display": vm.get("vnc_display"),
-            "memory": vm["memory"], "disk_bytes": parse_size(vm["disk"]),
+            "memory": vm["memory"], "disk_bytes": _size_bytes(vm["disk"]),
             "vnc_password_set": bool(vm.get("vnc_password")),
             "disk": {"name": vm_name, "size": vm["disk"]}, "qemu_vm": arguments}
 

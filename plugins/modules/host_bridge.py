@@ -362,6 +362,20 @@ class Host:
                                  else "" for index, key in enumerate(keys)}
         return current
 
+    def nm_keyfile(self, name):
+        """The file NetworkManager keeps profile NAME in, or None."""
+        _rc, out = self.run(["nmcli", "-t", "-f", "NAME,FILENAME", "connection", "show"], check=False)
+        for line in out.splitlines():
+            profile, separator, path = line.partition(":/")
+            if separator and profile.replace("\\:", ":") == name:
+                return "/" + path
+        return None
+
+    def nm_active_connection(self, device):
+        """The connection active on DEVICE now, or None."""
+        rc, out = self.run(["nmcli", "-g", "GENERAL.CONNECTION", "device", "show", device], check=False)
+        return (out.strip() or None) if rc == 0 else None
+
     def ping(self, address):
         return self.run(["ping", "-c", "1", "-W", "1", address], check=False)[0] == 0
 
@@ -377,98 +391,221 @@ def file_text(path):
         return None
 
 
-def plan_files(backend, spec, facts, host, state_dir):
-    """{path: new text or None (delete)} for the file backends."""
-    bridge, state = spec["bridge"], spec["state"]
-    files = {}
-    if backend == "ifupdown":
-        own = os.path.join(IFUPDOWN_DIR, f"nestlab-{bridge}")
-        mentions = facts["backends"]["ifupdown"]["mentions"]
-        if state == "present":
-            files[own] = _bridge.render_ifupdown(spec)
-            for path in _bridge.port_stanza_files(mentions, spec["ports"]):
-                files[path] = _bridge.disable_stanzas(file_text(path), spec["ports"], bridge)
-        else:
-            files[own] = None
-            mark = _bridge.IFUPDOWN_MARK.format(bridge=bridge)
-            restored = False
-            for path in [IFUPDOWN_MAIN] + sorted(glob.glob(os.path.join(IFUPDOWN_DIR, "*"))):
-                text = file_text(path) if path != own else None
-                if text and mark in text:
-                    files[path] = _bridge.restore_stanzas(text, bridge)
-                    restored = True
-            if not restored and not any(port in mentions for port in spec["ports"]):
-                files[own] = "".join(
-                    f"allow-hotplug {port}\niface {port} inet "
-                    f"{'dhcp' if spec['method'] == 'dhcp' else 'manual'}\n"
-                    for port in spec["ports"])
-    elif backend == "netplan":
-        files[f"/etc/netplan/90-nestlab-{bridge}.yaml"] = (
-            _bridge.render_netplan(spec) if state == "present" else None)
-    elif backend == "ifcfg":
-        if state == "present":
-            files.update({os.path.join(IFCFG_DIR, name): text
-                          for name, text in _bridge.render_ifcfg(spec).items()})
-        else:
-            files[os.path.join(IFCFG_DIR, f"ifcfg-{bridge}")] = None
-            for port in spec["ports"]:
-                saved = file_text(os.path.join(state_dir, "original", f"ifcfg-{port}"))
-                files[os.path.join(IFCFG_DIR, f"ifcfg-{port}")] = (
-                    saved or _bridge.render_ifcfg_port(port, spec))
-    return {path: text for path, text in files.items() if file_text(path) != text}
-
-
 def runtime_ok(spec, facts):
     return not _bridge.health_problems(spec, facts, facts["default_routes"])
 
 
-def activation(backend, spec, facts):
-    """(before, after): commands around the file writes that make the change live."""
-    bridge, ports, present = spec["bridge"], spec["ports"], spec["state"] == "present"
-    links = facts["links"]
-    if backend == "ifupdown":
-        up = facts["backends"]["ifupdown"]["up"]
-        down = [name for name in ([bridge] + ports) if name in up]
-        before = [["ifdown", "--force", name] for name in down]
-        if not present and bridge in links and bridge not in up:
-            before.append(["ip", "link", "del", bridge])
-        after = [["ifup", bridge]] if present else [["ifup", port] for port in ports]
+class Backend:
+    """How one network backend plans, applies and undoes a bridge: one class per backend.
+
+    plan() works out what must change and returns it as sentences; activation() and undo()
+    give the commands around the change that make it live or take it back (before, after);
+    write() makes the planned change; snapshot_files() lists what the rollback restores.
+    """
+
+    name = ""
+
+    def __init__(self, host, spec, facts, state_dir):
+        self.host, self.spec, self.facts, self.state_dir = host, spec, facts, state_dir
+        self.bridge, self.ports = spec["bridge"], spec["ports"]
+        self.present = spec["state"] == "present"
+        self.existed = self.bridge in facts["links"]
+
+    def snapshot_files(self):
+        return []
+
+    def rollback_prelude(self):
+        """Commands the rollback runs first (NetworkManager's own checkpoint)."""
+        return []
+
+
+class FileBackend(Backend):
+    """Backends configured by files: the plan is {path: new text or None (delete)}."""
+
+    def __init__(self, host, spec, facts, state_dir):
+        super().__init__(host, spec, facts, state_dir)
+        self.files = {}
+
+    def plan(self):
+        wanted = self.wanted_files()
+        self.files = {path: text for path, text in wanted.items() if file_text(path) != text}
+        return [f"{'remove' if text is None else 'write'} {path}" for path, text in sorted(self.files.items())]
+
+    def diff(self):
+        return [{"before_header": path, "after_header": path, "before": file_text(path) or "",
+                 "after": text or ""} for path, text in sorted(self.files.items())]
+
+    def pending(self):
+        return bool(self.files)
+
+    def snapshot_files(self):
+        return sorted(self.files)
+
+    def write(self):
+        for path, text in self.files.items():
+            write_file(path, text, self.state_dir)
+
+
+class Ifupdown(FileBackend):
+    name = "ifupdown"
+
+    def wanted_files(self):
+        own = os.path.join(IFUPDOWN_DIR, f"nestlab-{self.bridge}")
+        mentions = self.facts["backends"]["ifupdown"]["mentions"]
+        files = {}
+        if self.present:
+            files[own] = _bridge.render_ifupdown(self.spec)
+            for path in _bridge.port_stanza_files(mentions, self.ports):
+                files[path] = _bridge.disable_stanzas(file_text(path), self.ports, self.bridge)
+            return files
+        files[own] = None
+        mark = _bridge.IFUPDOWN_MARK.format(bridge=self.bridge)
+        restored = False
+        for path in [IFUPDOWN_MAIN] + sorted(glob.glob(os.path.join(IFUPDOWN_DIR, "*"))):
+            text = file_text(path) if path != own else None
+            if text and mark in text:
+                files[path] = _bridge.restore_stanzas(text, self.bridge)
+                restored = True
+        if not restored and not any(port in mentions for port in self.ports):
+            files[own] = "".join(
+                f"allow-hotplug {port}\niface {port} inet "
+                f"{'dhcp' if self.spec['method'] == 'dhcp' else 'manual'}\n" for port in self.ports)
+        return files
+
+    def activation(self):
+        up = self.facts["backends"]["ifupdown"]["up"]
+        before = [["ifdown", "--force", name] for name in [self.bridge] + self.ports if name in up]
+        if not self.present and self.existed and self.bridge not in up:
+            before.append(["ip", "link", "del", self.bridge])
+        after = [["ifup", self.bridge]] if self.present else [["ifup", port] for port in self.ports]
         return before, after
-    if backend == "netplan":
-        before = [] if present or bridge not in links else [["ip", "link", "del", bridge]]
+
+    def undo(self):
+        up = self.facts["backends"]["ifupdown"]["up"]
+        before = [["ifdown", "--force", self.bridge]] if self.present else \
+            [["ifdown", "--force", port] for port in self.ports]
+        if self.present and not self.existed:
+            before.append(["ip", "link", "del", self.bridge])
+        return before, [["ifup", name] for name in [self.bridge] + self.ports if name in up]
+
+
+class Netplan(FileBackend):
+    name = "netplan"
+
+    def wanted_files(self):
+        return {f"/etc/netplan/90-nestlab-{self.bridge}.yaml":
+                _bridge.render_netplan(self.spec) if self.present else None}
+
+    def activation(self):
+        before = [] if self.present or not self.existed else [["ip", "link", "del", self.bridge]]
         return before, [["netplan", "apply"]]
-    if backend == "ifcfg":
-        before = [["ifdown", name] for name in ([bridge] + ports) if name in links]
-        after = [["ifup", bridge], *[["ifup", port] for port in ports]] if present \
-            else [["ifup", port] for port in ports]
-        return before, after
-    bridge_name, port_names = _bridge.nm_connection_names(spec)
-    if present:
-        return [], [["nmcli", "connection", "up", bridge_name],
-                    *[["nmcli", "connection", "up", name] for name in port_names.values()]]
-    return [], [["nmcli", "device", "connect", port] for port in ports]
 
-
-def undo_commands(backend, spec, facts):
-    """Commands (shell words) that restore the pre-change runtime after files are restored."""
-    bridge, ports, present = spec["bridge"], spec["ports"], spec["state"] == "present"
-    existed = bridge in facts["links"]
-    if backend == "ifupdown":
-        up = facts["backends"]["ifupdown"]["up"]
-        before = [["ifdown", "--force", bridge]] if present else \
-            [["ifdown", "--force", port] for port in ports]
-        if present and not existed:
-            before.append(["ip", "link", "del", bridge])
-        after = [["ifup", name] for name in [bridge] + ports if name in up]
-        return before, after
-    if backend == "netplan":
-        return ([["ip", "link", "del", bridge]] if present and not existed else []), \
+    def undo(self):
+        return ([["ip", "link", "del", self.bridge]] if self.present and not self.existed else []), \
             [["netplan", "apply"]]
-    before = [["ifdown", name] for name in ([bridge] + ports)]
-    if present and not existed:
-        before.append(["ip", "link", "del", bridge])
-    return before, [["ifup", name] for name in [bridge] + ports
-                    if name in facts["links"] and (name != bridge or existed)]
+
+
+class Ifcfg(FileBackend):
+    name = "ifcfg"
+
+    def wanted_files(self):
+        if self.present:
+            return {os.path.join(IFCFG_DIR, name): text
+                    for name, text in _bridge.render_ifcfg(self.spec).items()}
+        files = {os.path.join(IFCFG_DIR, f"ifcfg-{self.bridge}"): None}
+        for port in self.ports:
+            saved = file_text(os.path.join(self.state_dir, "original", f"ifcfg-{port}"))
+            files[os.path.join(IFCFG_DIR, f"ifcfg-{port}")] = saved or _bridge.render_ifcfg_port(port, self.spec)
+        return files
+
+    def activation(self):
+        links = self.facts["links"]
+        before = [["ifdown", name] for name in [self.bridge] + self.ports if name in links]
+        after = [["ifup", self.bridge], *[["ifup", port] for port in self.ports]] if self.present \
+            else [["ifup", port] for port in self.ports]
+        return before, after
+
+    def undo(self):
+        before = [["ifdown", name] for name in [self.bridge] + self.ports]
+        if self.present and not self.existed:
+            before.append(["ip", "link", "del", self.bridge])
+        return before, [["ifup", name] for name in [self.bridge] + self.ports
+                        if name in self.facts["links"] and (name != self.bridge or self.existed)]
+
+
+class NetworkManager(Backend):
+    """Profiles nestlab-BRIDGE and nestlab-BRIDGE-port-NIC, changed property by property.
+
+    Its rollback goes through NetworkManager only: the checkpoint first, then (should the
+    checkpoint be gone) the profiles this run added are deleted, the keyfiles of the ones
+    it changed or deleted are put back and reloaded, and each port's previous connection
+    is brought up again.
+    """
+
+    name = "networkmanager"
+
+    def __init__(self, host, spec, facts, state_dir):
+        super().__init__(host, spec, facts, state_dir)
+        self.profiles = _bridge.nm_profiles(spec)
+        self.current = host.nm_current(self.profiles)
+        self.changes, self.delete = {}, []
+        self.checkpoint = ""
+
+    def plan(self):
+        if self.present:
+            self.changes = _bridge.nm_changes(self.profiles, self.current)
+        else:
+            self.delete = [name for name in self.profiles if name in self.current]
+        return ([f"nmcli {'modify' if name in self.current else 'add'} {name}: "
+                 + ", ".join(f"{key}={value}" for key, value in props.items())
+                 for name, props in self.changes.items()]
+                + [f"nmcli delete {name}" for name in self.delete])
+
+    def diff(self):
+        return []
+
+    def pending(self):
+        return bool(self.changes or self.delete)
+
+    def activation(self):
+        bridge_name, port_names = _bridge.nm_connection_names(self.spec)
+        if self.present:
+            return [], [["nmcli", "connection", "up", bridge_name],
+                        *[["nmcli", "connection", "up", name] for name in port_names.values()]]
+        return [], [["nmcli", "device", "connect", port] for port in self.ports]
+
+    def snapshot_files(self):
+        return sorted(filter(None, (self.host.nm_keyfile(name) for name in self.current)))
+
+    def rollback_prelude(self):
+        return [["busctl", "call", *NM_DBUS, "CheckpointRollback", "o", self.checkpoint]] if self.checkpoint else []
+
+    def undo(self):
+        added = [name for name in self.changes if name not in self.current]
+        before = [["nmcli", "connection", "delete", name] for name in added]
+        after = [["nmcli", "connection", "reload"]]
+        for port in self.ports:
+            previous = self.host.nm_active_connection(port)
+            after.append(["nmcli", "connection", "up", previous] if previous
+                         else ["nmcli", "device", "connect", port])
+        return before, after
+
+    def arm_checkpoint(self, timeout):
+        # Empty device list: every device. NetworkManager rolls back on its own a little
+        # after our timer would, in case the timer itself could not run.
+        _rc, out = self.host.run(["busctl", "call", *NM_DBUS, "CheckpointCreate", "aouu", "0",
+                                  str(timeout + 30), NM_CHECKPOINT_FLAGS])
+        self.checkpoint = out.split('"')[1]
+        return self.checkpoint
+
+    def write(self):
+        for name, props in self.changes.items():
+            self.host.run(["nmcli", *_bridge.nmcli_argv(name, props, name in self.current)])
+        for name in self.delete:
+            self.host.run(["nmcli", "connection", "delete", name])
+
+
+BACKENDS = {backend.name: backend for backend in (NetworkManager, Netplan, Ifupdown, Ifcfg)}
 
 
 # ----------------------------------------------------------------- rollback
@@ -493,15 +630,16 @@ class Rollback:
         text = file_text(self.record_path)
         return json.loads(text) if text else None
 
-    def arm(self, backend, files, undo, timeout, checkpoint=""):
+    def arm(self, backend, timeout):
+        """Snapshot what BACKEND will change, write the rollback script, start the timer."""
+        files, undo = backend.snapshot_files(), backend.undo()
+        checkpoint = getattr(backend, "checkpoint", "")
         os.makedirs(os.path.join(self.dir, "snapshot"), mode=0o700, exist_ok=True)
         armed = time.time()
         lines = ["#!/bin/sh", f"# nestlab host_bridge rollback, armed {time.ctime(armed)}",
                  f"exec >>{shlex.quote(os.path.join(self.dir, 'rollback.log'))} 2>&1",
                  f"[ -f {shlex.quote(self.pending_path)} ] || exit 0", "set -x"]
-        if checkpoint:
-            lines.append(shlex.join(["busctl", "call", *NM_DBUS, "CheckpointRollback", "o",
-                                     checkpoint]))
+        lines += [shlex.join(argv) + " || true" for argv in backend.rollback_prelude()]
         before, after = undo
         lines += [shlex.join(argv) + " || true" for argv in before]
         for index, path in enumerate(sorted(files)):
@@ -523,7 +661,7 @@ class Rollback:
                        "--timer-property=AccuracySec=1s",
                        f"--description=nestlab host_bridge rollback of {self.dir}",
                        "/bin/sh", self.script, "timer"])
-        pending = {"backend": backend, "armed_at": round(armed), "deadline": round(armed + timeout),
+        pending = {"backend": backend.name, "armed_at": round(armed), "deadline": round(armed + timeout),
                    "unit": f"{self.unit}.timer", "checkpoint": checkpoint}
         with open(self.pending_path, "w", encoding="utf-8") as handle:
             json.dump(pending, handle)
@@ -548,14 +686,6 @@ class Rollback:
         os.unlink(self.pending_path)
         shutil.rmtree(os.path.join(self.dir, "snapshot"), ignore_errors=True)
         return pending
-
-
-def nm_checkpoint(host, timeout):
-    # Empty device list: every device. NetworkManager rolls back on its own a little after
-    # our timer would, in case the timer itself could not run.
-    _rc, out = host.run(["busctl", "call", *NM_DBUS, "CheckpointCreate", "aouu", "0",
-                         str(timeout + 30), NM_CHECKPOINT_FLAGS])
-    return out.split('"')[1]
 
 
 # ----------------------------------------------------------------- phases
@@ -598,31 +728,12 @@ def apply(module, host):
     if errors:
         module.fail_json(msg="host_bridge: " + "; ".join(errors), errors=errors)
 
-    result = {"backend": backend, "spec": spec, "changes": [], "disruptive": False,
-              "changed": False}
-    files, nm_changes, nm_delete, current = {}, {}, [], {}
-    if backend == "networkmanager":
-        profiles = _bridge.nm_profiles(spec)
-        current = host.nm_current(profiles)
-        if spec["state"] == "present":
-            nm_changes = _bridge.nm_changes(profiles, current)
-        else:
-            nm_delete = [name for name in profiles if name in current]
-        result["changes"] += [f"nmcli {'modify' if name in current else 'add'} {name}: "
-                              + ", ".join(f"{k}={v}" for k, v in props.items())
-                              for name, props in nm_changes.items()]
-        result["changes"] += [f"nmcli delete {name}" for name in nm_delete]
-    else:
-        files = plan_files(backend, spec, facts, host, params["state_dir"])
-        result["changes"] += [f"{'remove' if text is None else 'write'} {path}"
-                              for path, text in sorted(files.items())]
-        result["diff"] = [{"before_header": path, "after_header": path,
-                           "before": file_text(path) or "", "after": text or ""}
-                          for path, text in sorted(files.items())]
-    live = runtime_ok(spec, facts)
-    if not (files or nm_changes or nm_delete or not live):
+    plan = BACKENDS[backend](host, spec, facts, params["state_dir"])
+    result = {"backend": backend, "spec": spec, "changes": plan.plan(), "disruptive": False,
+              "changed": False, "diff": plan.diff()}
+    if not (plan.pending() or not runtime_ok(spec, facts)):
         return result
-    before_cmds, after_cmds = activation(backend, spec, facts)
+    before_cmds, after_cmds = plan.activation()
     result["changes"] += [shlex.join(argv) for argv in before_cmds + after_cmds]
     result.update(changed=True, disruptive=True)
     if not params["allow_restart"]:
@@ -640,21 +751,15 @@ def apply(module, host):
                              f"it back (phase=rollback) first", pending=rollback.pending())
 
     probe = _bridge.probe_target(spec, facts["default_routes"], params["probe"])
-    checkpoint = nm_checkpoint(host, params["rollback_timeout"]) \
-        if backend == "networkmanager" else ""
-    result["pending"] = rollback.arm(backend, files, undo_commands(backend, spec, facts),
-                                     params["rollback_timeout"], checkpoint)
+    if isinstance(plan, NetworkManager):
+        plan.arm_checkpoint(params["rollback_timeout"])
+    result["pending"] = rollback.arm(plan, params["rollback_timeout"])
     try:
         for argv in before_cmds:
             host.run(argv, check=False)
-        for path, text in files.items():
-            write_file(path, text, params["state_dir"])
-        for name, props in nm_changes.items():
-            host.run(["nmcli", *_bridge.nmcli_argv(name, props, name in current)])
-        for name in nm_delete:
-            host.run(["nmcli", "connection", "delete", name])
+        plan.write()
         for argv in after_cmds:
-            host.run(argv, check=backend == "networkmanager" and spec["state"] == "present")
+            host.run(argv, check=isinstance(plan, NetworkManager) and plan.present)
     except (OSError, RuntimeError) as error:
         rollback.run_now("apply failed")
         module.fail_json(msg=f"host_bridge: applying {bridge} failed ({error}); rolled back",
