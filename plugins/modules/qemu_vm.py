@@ -41,25 +41,7 @@ options:
       - VM name (letters, digits, C(.), C(_), C(-)); the VM is found by it.
       - Exactly one of I(name) and I(vms) is given.
     type: str
-  vms:
-    description:
-      - Converge many VMs of this host in one call, each entry taking the same options as a
-        single VM (I(name) required; I(state_dir) and I(bridge_acl) stay top-level).
-      - The host is surveyed once, every entry is validated before anything starts (all
-        errors reported together, including duplicate names and MACs and the memory all
-        starting VMs need), MACs and displays are allocated in one locked pass, and the
-        VMs are then started, stopped or removed in parallel.
-      - The result has one entry per VM in I(vms), in order.
-    type: list
-    elements: dict
-  prune:
-    description:
-      - With I(vms), also remove (as I(state=absent)) every VM this collection manages on
-        the host that is not in I(vms), stopping each within the top-level I(stop_timeout).
-        Their disks stay.
-    type: bool
-    default: false
-  state:
+  state: &state
     description:
       - C(running) starts the VM when it is not running (also after it crashed or was killed).
       - C(stopped) sends an ACPI power-down, waits I(stop_timeout) seconds, then stops
@@ -68,26 +50,26 @@ options:
     type: str
     choices: [running, stopped, absent]
     default: running
-  memory:
+  memory: &memory
     description: Memory in MiB.
     type: int
     default: 2048
-  vcpus:
+  vcpus: &vcpus
     description: Virtual CPUs.
     type: int
     default: 2
-  cpu:
+  cpu: &cpu
     description:
       - CPU model. C(auto) is C(host) under KVM, which passes the host's VT-x/AMD-V to the
         guest so it can nest, and C(qemu64,+svm) (or C(+vmx)) under TCG.
     type: str
     default: auto
-  accel:
+  accel: &accel
     description: Accelerator; C(auto) is C(kvm) when C(/dev/kvm) exists, else C(tcg).
     type: str
     choices: [auto, kvm, tcg]
     default: auto
-  disks:
+  disks: &disks
     description: Disks, attached as virtio block devices in this order.
     type: list
     elements: dict
@@ -102,7 +84,7 @@ options:
         type: str
         choices: [auto, raw, qcow2]
         default: auto
-  nics:
+  nics: &nics
     description: Network interfaces, each on a host bridge through qemu-bridge-helper.
     type: list
     elements: dict
@@ -119,10 +101,10 @@ options:
       mac:
         description: Fixed MAC; refused when malformed, multicast or used on this host.
         type: str
-  cdrom:
+  cdrom: &cdrom
     description: Installer ISO attached as a CD-ROM.
     type: path
-  boot:
+  boot: &boot
     description:
       - C(once) boots the ISO first and the disk after the installer reboots the VM
         (the disk only when there is no I(cdrom)); C(cdrom) always boots the ISO;
@@ -130,28 +112,28 @@ options:
     type: str
     choices: [once, cdrom, disk]
     default: once
-  vnc_display:
+  vnc_display: &vnc_display
     description: VNC display number (port 5900 + N), or C(auto) for the lowest free one.
     type: str
     default: auto
-  vnc_listen:
+  vnc_listen: &vnc_listen
     description:
       - Address the VNC server listens on. Anything but loopback needs I(vnc_password).
     type: str
     default: 127.0.0.1
-  vnc_password:
+  vnc_password: &vnc_password
     description: VNC password (at most 8 characters, a limit of the VNC protocol).
     type: str
-  extra_args:
+  extra_args: &extra_args
     description: Further qemu arguments, appended as given (one list element per argument).
     type: list
     elements: str
     default: []
-  restart_on_change:
+  restart_on_change: &restart_on_change
     description: Restart a running VM whose requested configuration differs.
     type: bool
     default: false
-  stop_timeout:
+  stop_timeout: &stop_timeout
     description: Seconds to wait for an ACPI power-down before stopping the VM hard.
     type: int
     default: 60
@@ -162,6 +144,44 @@ options:
   bridge_acl:
     description: qemu-bridge-helper ACL file; default the first of C(/etc/qemu/bridge.conf), C(/etc/qemu-kvm/bridge.conf).
     type: path
+  vms:
+    description:
+      - Converge many VMs of this host in one call, each entry taking the same options as a
+        single VM (I(name) required; I(state_dir) and I(bridge_acl) stay top-level).
+      - The host is surveyed once, every entry is validated before anything starts (all
+        errors reported together, including duplicate names and MACs and the memory all
+        starting VMs need), MACs and displays are allocated in one locked pass, and the
+        VMs are then started, stopped or removed in parallel.
+      - The result has one entry per VM in I(vms), in order.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: VM name (letters, digits, C(.), C(_), C(-)); the VM is found by it.
+        type: str
+        required: true
+      state: *state
+      memory: *memory
+      vcpus: *vcpus
+      cpu: *cpu
+      accel: *accel
+      disks: *disks
+      nics: *nics
+      cdrom: *cdrom
+      boot: *boot
+      vnc_display: *vnc_display
+      vnc_listen: *vnc_listen
+      vnc_password: *vnc_password
+      extra_args: *extra_args
+      restart_on_change: *restart_on_change
+      stop_timeout: *stop_timeout
+  prune:
+    description:
+      - With I(vms), also remove (as I(state=absent)) every VM this collection manages on
+        the host that is not in I(vms), stopping each within the top-level I(stop_timeout).
+        Their disks stay.
+    type: bool
+    default: false
 seealso:
   - module: nestlab.cloudlab.qemu_vm_screenshot
 """
