@@ -191,10 +191,12 @@ import json
 import os
 import shlex
 import shutil
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils import _bridge
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import write_atomic
 
 NM_DBUS = ["org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager",
            "org.freedesktop.NetworkManager"]
@@ -443,7 +445,7 @@ class FileBackend(Backend):
 
     def write(self):
         for path, text in self.files.items():
-            write_file(path, text, self.state_dir)
+            write_file(self.host.module, path, text, self.state_dir)
 
 
 class Ifupdown(FileBackend):
@@ -654,8 +656,7 @@ class Rollback:
                   f"\"%s\"}}\\n' \"$(date +%s)\" \"${{1:-timer}}\" > "
                   f"{shlex.quote(self.record_path)}",
                   f"rm -f {shlex.quote(self.pending_path)}"]
-        with open(self.script, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
+        write_atomic(self.script, "\n".join(lines) + "\n", 0o700)
         self.disarm_timer()
         self.host.run(["systemd-run", f"--unit={self.unit}", f"--on-active={timeout}s",
                        "--timer-property=AccuracySec=1s",
@@ -663,8 +664,7 @@ class Rollback:
                        "/bin/sh", self.script, "timer"])
         pending = {"backend": backend.name, "armed_at": round(armed), "deadline": round(armed + timeout),
                    "unit": f"{self.unit}.timer", "checkpoint": checkpoint}
-        with open(self.pending_path, "w", encoding="utf-8") as handle:
-            json.dump(pending, handle)
+        write_atomic(self.pending_path, json.dumps(pending), 0o600)
         return pending
 
     def disarm_timer(self):
@@ -776,7 +776,8 @@ def apply(module, host):
     return result
 
 
-def write_file(path, text, state_dir):
+def write_file(module, path, text, state_dir):
+    """Write (or remove, for None) one configuration file through module.atomic_move."""
     if text is None:
         os.unlink(path)
         return
@@ -786,12 +787,11 @@ def write_file(path, text, state_dir):
             os.makedirs(os.path.dirname(original), exist_ok=True)
             shutil.copy2(path, original)
     mode = 0o600 if path.startswith("/etc/netplan") else 0o644
-    tmp = f"{path}.nestlab-tmp"
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w",
-              encoding="utf-8") as handle:
+    descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".nestlab-")
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    module.atomic_move(temporary, path)
+    os.chmod(path, mode)
 
 
 def main():
