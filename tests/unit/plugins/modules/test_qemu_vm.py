@@ -54,10 +54,9 @@ def test_check_mode_predicts_and_starts_nothing(state_dir, run_module):
 
 
 def test_every_problem_of_the_set_is_reported_before_anything_starts(state_dir, run_module):
-    failed = run_module(qemu_vm, {"vms": [tiny("a", nics=[{"bridge": "nestlab-nope", "mac": "52:54:00:00:00:01"}]),
-                                           tiny("a"), tiny("b", cdrom="/nonexistent.iso"),
-                                           tiny("c", nics=[{"bridge": "nestlab-nope", "mac": "52:54:00:00:00:01"}])],
-                                  "state_dir": state_dir})
+    clash = [{"bridge": "nestlab-nope", "mac": "52:54:00:00:00:01"}]
+    vms = [tiny("a", nics=clash), tiny("a"), tiny("b", cdrom="/nonexistent.iso"), tiny("c", nics=clash)]
+    failed = run_module(qemu_vm, {"vms": vms, "state_dir": state_dir})
     assert failed["failed"] and failed["msg"].endswith("Nothing was changed.")
     text = "\n".join(failed["errors"])
     for expected in ("a is listed twice", "c: MAC 52:54:00:00:00:01 is also requested for a",
