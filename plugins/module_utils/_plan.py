@@ -136,25 +136,29 @@ def _unknown(key, known):
     return "unknown key %r%s" % (key, " (did you mean %r?)" % close[0] if close else "")
 
 
-def _fields(mapping, fields, where, errors):
-    """The checked values of MAPPING; a sentence in ERRORS for every bad or unknown key."""
+def _fields(mapping, fields, where, errors, section=""):
+    """The checked values of MAPPING; a sentence in ERRORS for every bad or unknown key.
+
+    Sentences read "WHERE: SECTION.KEY: problem" (the cloud, then the field's path).
+    """
+    at = "%s: %s" % (where, section + "." if section else "")
     if not isinstance(mapping, dict):
-        errors.append("%s: %r is not a mapping" % (where, mapping))
+        errors.append("%s: %s: %r is not a mapping" % (where, section, mapping))
         return {}
     clean = {}
     for key, value in mapping.items():
         if key not in fields:
-            errors.append("%s: %s" % (where, _unknown(key, fields)))
+            errors.append("%s: %s%s" % (where, section + ": " if section else "", _unknown(key, fields)))
         elif fields[key] is dict:
             if not isinstance(value, dict):
-                errors.append("%s.%s: %r is not a mapping" % (where, key, value))
+                errors.append("%s%s: %r is not a mapping" % (at, key, value))
             else:
                 clean[key] = value
         else:
             try:
                 clean[key] = fields[key](value)
             except _Invalid as error:
-                errors.append("%s.%s: %s" % (where, key, error))
+                errors.append("%s%s: %s" % (at, key, error))
     return clean
 
 
@@ -303,10 +307,14 @@ def vm_names(name, topology, node_controllers):
 
 def _cloud_vms(cloud, index, known_hosts, errors):
     """(name, hosts, [(vm name, role, settings)], network) of one cloud, or None when unusable."""
-    label = cloud.get("name") if isinstance(cloud, dict) and isinstance(cloud.get("name"), str) else "#%d" % (index + 1)
-    fields = _fields(cloud, CLOUD_FIELDS, "cloud %s" % label, errors)
     if not isinstance(cloud, dict):
+        errors.append("cloud #%d: %r is not a mapping" % (index + 1, cloud))
         return None
+    # A name that is itself malformed (spaces around it, a newline) does not label errors.
+    label = cloud.get("name")
+    if not isinstance(label, str) or not label or label != label.strip():
+        label = "#%d" % (index + 1)
+    fields = _fields(cloud, CLOUD_FIELDS, "cloud %s" % label, errors)
     name = fields.get("name")
     if not name:
         if "name" not in cloud:
@@ -334,7 +342,7 @@ def _cloud_vms(cloud, index, known_hosts, errors):
     where = "cloud %s" % name
     base = dict(VM_DEFAULTS)
     base.update({key: fields[key] for key in ("iso", "vnc_listen", "vnc_password") if key in fields})
-    base.update(_fields(fields.get("vm", {}), VM_FIELDS, where + ": vm", errors))
+    base.update(_fields(fields.get("vm", {}), VM_FIELDS, where, errors, "vm"))
     expanded = vm_names(name, topology, count)
     names = [vm_name for vm_name, _role in expanded]
     per_vm = fields.get("vms", {})
@@ -357,14 +365,14 @@ def _cloud_vms(cloud, index, known_hosts, errors):
             return None
         settings = dict(base)
         if vm_name in per_vm:
-            settings.update(_fields(per_vm[vm_name], VM_ENTRY_FIELDS, "%s: vms.%s" % (where, vm_name), errors))
+            settings.update(_fields(per_vm[vm_name], VM_ENTRY_FIELDS, where, errors, "vms." + vm_name))
         if vm_name in macs and "mac" not in settings:
             try:
                 settings["mac"] = _mac(macs[vm_name])
             except _Invalid as error:
                 errors.append("%s: macs.%s: %s" % (where, vm_name, error))
         vms.append((vm_name, role, settings))
-    network = _fields(fields.get("network", {}), NETWORK_FIELDS, where + ": network", errors)
+    network = _fields(fields.get("network", {}), NETWORK_FIELDS, where, errors, "network")
     return name, hosts, vms, network
 
 
