@@ -591,7 +591,11 @@ def converge(module, requests, prune):
         host_id = host_identity()
         for vm in vms:
             if vm.params["state"] == "running":
-                vm.plan_running(module, book, survey, host_id)
+                try:
+                    vm.plan_running(module, book, survey, host_id)
+                except AllocationError as error:
+                    # Nothing is saved: the book is written only when the block ends cleanly.
+                    module.fail_json(msg="%s: %s. Nothing was changed." % (vm.name, error))
             elif vm.params["state"] == "stopped":
                 vm.plan_stopped(book)
             else:

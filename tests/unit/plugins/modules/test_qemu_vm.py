@@ -81,3 +81,17 @@ def test_info_reads_a_stopped_vm_from_its_records(tmp_path, run_module):
                             "qmp_socket": str(tmp_path / "vms" / "old" / "qmp.sock"),
                             "vnc": {"display": 4, "port": 5904, "listen": "0.0.0.0"}}]
     assert not info["changed"]
+
+
+def test_a_taken_display_is_refused_naming_the_vm_and_nothing_is_allocated(state_dir, run_module):
+    first = run_module(qemu_vm, {"vms": [tiny("a")], "state_dir": state_dir})
+    display = str(first["vms"][0]["vnc"]["display"])
+    book = os.path.join(state_dir, "allocations.json")
+    with open(book, encoding="utf-8") as handle:
+        before = handle.read()
+    refused = run_module(qemu_vm, {"vms": [tiny("a"), tiny("b", vnc_display=display)], "state_dir": state_dir})
+    assert refused["failed"]
+    assert refused["msg"].startswith("b: VNC display :%s (port %d) is already in use" % (display, 5900 + int(display)))
+    with open(book, encoding="utf-8") as handle:
+        assert handle.read() == before
+    assert not os.path.exists(os.path.join(state_dir, "vms", "b"))
