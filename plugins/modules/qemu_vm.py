@@ -519,9 +519,19 @@ class Vm:
                     for entry in os.listdir(self.paths["dir"]):
                         os.remove(os.path.join(self.paths["dir"], entry))
                     os.rmdir(self.paths["dir"])
-            elif self.pid and self.result.get("state") == "running":
-                self.result["status"] = query_status(self.paths["qmp"])
+            else:
+                return self.read_status()
         except (LaunchError, QmpError, OSError) as error:
+            return "%s: %s" % (self.name, error)
+        return None
+
+    def read_status(self):
+        """Ask a VM that runs and stays running for its QMP status (read-only, so check mode does it too)."""
+        if not (self.pid and self.result.get("state") == "running"):
+            return None
+        try:
+            self.result["status"] = query_status(self.paths["qmp"])
+        except (QmpError, OSError) as error:
             return "%s: %s" % (self.name, error)
         return None
 
@@ -600,12 +610,17 @@ def converge(module, requests, prune):
                 vm.plan_stopped(book)
             else:
                 vm.plan_absent(book)
-    if not module.check_mode:
-        busy = [vm for vm in vms if vm.action or (vm.pid and vm.result.get("state") == "running")]
-        with ThreadPoolExecutor(max_workers=min(16, max(1, len(busy)))) as pool:
-            failures = [error for error in pool.map(lambda vm: vm.act(module, book_path), busy) if error]
-        if failures:
-            module.fail_json(msg="; ".join(failures), vms=[vm.result for vm in vms], pruned=pruned)
+    # Acting (or, in check mode, only reading the status of running VMs) happens in parallel.
+    busy = [vm for vm in vms if vm.action or (vm.pid and vm.result.get("state") == "running")]
+    if module.check_mode:
+        work = Vm.read_status
+    else:
+        def work(vm):
+            return vm.act(module, book_path)
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(busy)))) as pool:
+        failures = [error for error in pool.map(work, busy) if error]
+    if failures:
+        module.fail_json(msg="; ".join(failures), vms=[vm.result for vm in vms], pruned=pruned)
     return [vm.result for vm in vms], pruned
 
 

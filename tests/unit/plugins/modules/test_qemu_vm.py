@@ -33,6 +33,10 @@ def test_one_call_starts_a_set_keeps_it_and_prunes_it(state_dir, run_module):
     assert len({vm["vnc"]["display"] for vm in first["vms"]}) == 3
     again = run_module(qemu_vm, {"vms": [tiny("a"), tiny("b"), tiny("c")], "state_dir": state_dir})
     assert not again["changed"] and [vm["pid"] for vm in again["vms"]] == [vm["pid"] for vm in first["vms"]]
+    # Check mode on the running set reads each VM's status, as a normal run does, and changes nothing.
+    single = run_module(qemu_vm, dict(tiny("b"), state_dir=state_dir), check_mode=True)
+    assert not single["changed"] and single["state"] == "running" and single["status"] in ("paused", "prelaunch")
+    assert single["pid"] == first["vms"][1]["pid"]
 
     info = run_module(qemu_vm_info, {"state_dir": state_dir})
     assert [(vm["name"], vm["state"]) for vm in info["vms"]] == [("a", "running"), ("b", "running"), ("c", "running")]
