@@ -13,6 +13,8 @@ description:
     virtualization extension the host has (Intel VT-x C(vmx) or AMD-V C(svm)), which
     kvm vendor module that needs, whether it is loaded with nesting enabled, whether
     C(/dev/kvm) exists, and which processes run VMs.
+  - With I(persist_file), also describes that modprobe.d file (as C(nestlab.cloudlab.host_probe)
+    does), so a role learns in one run whether the live and the persistent settings need a change.
   - Changes nothing.
 author:
   - nestlab.cloudlab developers (@nestlab)
@@ -25,7 +27,11 @@ attributes:
     support: none
   platform:
     platforms: linux
-options: {}
+options:
+  persist_file:
+    description: A file to describe too, typically the modprobe.d file holding the nested option.
+    type: path
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -67,6 +73,11 @@ vms:
   type: list
   elements: dict
   sample: [{"pid": 4242, "command": "qemu-system-x86_64", "name": "ciab", "holds_dev_kvm": true}]
+persist_file:
+  description: The I(persist_file) as C(nestlab.cloudlab.host_probe) describes a path (C(exists), C(content), C(mode), ...).
+  returned: when I(persist_file) is given
+  type: dict
+  sample: {"exists": true, "type": "file", "mode": "0644", "owner": "root", "content": "options kvm_amd nested=1\n"}
 vms_summary:
   description: The same VMs as one human-readable line, empty when none run.
   returned: always
@@ -76,11 +87,15 @@ vms_summary:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._kvm import host_facts
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._probe import describe_path
 
 
 def main():
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
-    module.exit_json(changed=False, **host_facts())
+    module = AnsibleModule(argument_spec={"persist_file": {"type": "path"}}, supports_check_mode=True)
+    facts = host_facts()
+    if module.params["persist_file"]:
+        facts["persist_file"] = describe_path(module.params["persist_file"])
+    module.exit_json(changed=False, **facts)
 
 
 if __name__ == "__main__":

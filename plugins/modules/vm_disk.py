@@ -27,9 +27,33 @@ attributes:
     platforms: linux
 options:
   name:
-    description: Disk name, the LV name or the image file's base name.
+    description:
+      - Disk name, the LV name or the image file's base name.
+      - Exactly one of I(name) and I(disks) is required.
     type: str
-    required: true
+  disks:
+    description:
+      - Several disks of the same I(backend) in one run, each with its own I(name), I(size)
+        and I(state); the other options apply to all of them.
+      - Every disk is read and checked first (names, shrinks, disks in use, and the space all
+        new and grown disks need together); any problem fails the run, all of them reported,
+        before any disk changes.
+    type: list
+    elements: dict
+    version_added: 0.2.0
+    suboptions:
+      name:
+        description: Disk name.
+        type: str
+        required: true
+      size:
+        description: Wanted size; required with I(state=present).
+        type: str
+      state:
+        description: Whether the disk should exist.
+        type: str
+        choices: [present, absent]
+        default: present
   backend:
     description: C(lvm) for a logical volume in I(vg), C(file) for an image file in I(directory).
     type: str
@@ -52,7 +76,7 @@ options:
       - Required with I(state=present).
     type: str
   state:
-    description: Whether the disk should exist.
+    description: Whether the disk should exist (with I(name)).
     type: str
     choices: [present, absent]
     default: present
@@ -80,6 +104,14 @@ EXAMPLES = r"""
     directory: /var/lib/nestlab/disks
     size: 40g
 
+- name: All disks of a hypervisor in one run, checked together before any changes
+  nestlab.cloudlab.vm_disk:
+    vg: vg01
+    disks:
+      - {name: fe, size: 100g}
+      - {name: nc1, size: 100g}
+      - {name: old, state: absent}
+
 - name: Remove a disk (refused while a VM uses it)
   nestlab.cloudlab.vm_disk:
     name: nc1
@@ -90,23 +122,28 @@ EXAMPLES = r"""
 RETURN = r"""
 path:
   description: Block device or file of the disk.
-  returned: always
+  returned: with I(name)
   type: str
   sample: /dev/vg01/ciab
 action:
   description: What was (or in check mode would be) done; null when nothing.
-  returned: always
+  returned: with I(name)
   type: str
   sample: create
 size_bytes:
   description: Size after the run (the requested size in check mode); null when absent.
-  returned: always
+  returned: with I(name)
   type: int
   sample: 107374182400
 previous_size_bytes:
   description: Size before the run, null when the disk did not exist.
-  returned: always
+  returned: with I(name)
   type: int
+disks:
+  description: With I(disks), one result per disk (C(name), C(changed), C(path), C(action), C(size_bytes), C(previous_size_bytes)), in order.
+  returned: when I(disks) is given
+  type: list
+  elements: dict
 """
 
 import json
@@ -148,10 +185,9 @@ class LvmDisk:
     def granularity(self):
         return self.extent
 
-    def check_space(self, needed):
-        if needed > self.free:
-            raise DiskError("volume group %s has %s free, %s more is needed for %s"
-                            % (self.vg, human(self.free), human(needed), self.name))
+    def space(self):
+        """(where, free bytes) for the space check: the volume group."""
+        return "volume group %s" % self.vg, self.free
 
     def apply(self, action, size):
         if action == "remove":
@@ -190,13 +226,12 @@ class FileDisk:
     def granularity(self):
         return 512
 
-    def check_space(self, needed):
+    def space(self):
+        """(where, free bytes) for the space check; a qcow2 file grows as the VM writes, so no limit."""
         if self.format == "raw" and os.path.isdir(self.directory):
             stats = os.statvfs(self.directory)
-            free = stats.f_bavail * stats.f_frsize
-            if needed > free:
-                raise DiskError("%s has %s free, %s is needed for %s"
-                                % (self.directory, human(free), human(needed), self.path))
+            return self.directory, stats.f_bavail * stats.f_frsize
+        return self.directory, None
 
     def apply(self, action, size):
         if action == "remove":
@@ -211,34 +246,81 @@ class FileDisk:
         os.chmod(self.path, 0o600)
 
 
-def run(module, params):
-    check_name(params["name"])
-    if params["backend"] == "lvm":
-        disk = LvmDisk(module, params["name"], params["vg"])
-    else:
-        disk = FileDisk(module, params["name"], params["directory"], params["format"])
-    current, in_use = disk.read()
-    requested = None
-    if params["state"] == "present":
-        requested = round_up(parse_size(params["size"]), disk.granularity())
-    action = plan(current, requested, params["state"], params["allow_grow"], params["force"],
-                  in_use, what=disk.path)
-    if action in ("create", "grow"):
-        disk.check_space(requested - (current or 0))
-    if action and not module.check_mode:
-        disk.apply(action, requested)
-    return {
-        "changed": action is not None, "action": action, "path": disk.path,
-        "size_bytes": requested, "previous_size_bytes": current,
-        "diff": {"before": {"path": disk.path, "size": human(current) if current else None},
-                 "after": {"path": disk.path, "size": human(requested) if requested else None}},
-    }
+class Planned:
+    """One disk request, read and planned; applied only after every request of the run passed."""
+
+    def __init__(self, module, params):
+        check_name(params["name"])
+        if params["state"] == "present" and not params.get("size"):
+            raise DiskError("%s: size is required with state=present" % params["name"])
+        if params["backend"] == "lvm":
+            self.disk = LvmDisk(module, params["name"], params["vg"])
+        else:
+            self.disk = FileDisk(module, params["name"], params["directory"], params["format"])
+        self.name = params["name"]
+        self.current, in_use = self.disk.read()
+        self.requested = None
+        if params["state"] == "present":
+            self.requested = round_up(parse_size(params["size"]), self.disk.granularity())
+        self.action = plan(self.current, self.requested, params["state"], params["allow_grow"],
+                           params["force"], in_use, what=self.disk.path)
+
+    def needed(self):
+        """Bytes this disk takes from its volume group or directory."""
+        return self.requested - (self.current or 0) if self.action in ("create", "grow") else 0
+
+    def result(self):
+        return {
+            "changed": self.action is not None, "action": self.action, "path": self.disk.path,
+            "size_bytes": self.requested, "previous_size_bytes": self.current,
+            "diff": {"before": {"path": self.disk.path, "size": human(self.current) if self.current else None},
+                     "after": {"path": self.disk.path, "size": human(self.requested) if self.requested else None}},
+        }
+
+
+def space_errors(planned):
+    """The space all new and grown disks need together, against what each place has free."""
+    needs = {}
+    for disk in planned:
+        if disk.needed():
+            where, free = disk.disk.space()
+            entry = needs.setdefault(where, {"free": free, "needed": 0, "names": []})
+            entry["needed"] += disk.needed()
+            entry["names"].append(disk.name)
+    return ["%s has %s free, %s more is needed for %s"
+            % (where, human(entry["free"]), human(entry["needed"]), ", ".join(entry["names"]))
+            for where, entry in needs.items() if entry["free"] is not None and entry["needed"] > entry["free"]]
+
+
+def run(module, requests, common):
+    """Read and plan every request, refuse them all on any problem, then apply them in order."""
+    planned, errors = [], []
+    for request in requests:
+        try:
+            planned.append(Planned(module, dict(common, **request)))
+        except DiskError as error:
+            if str(error) not in errors:  # a missing volume group is said once, not per disk
+                errors.append(str(error))
+    errors.extend(space_errors(planned))
+    if errors:
+        raise DiskError("; ".join(errors) + (". Nothing was changed." if len(requests) > 1 else ""))
+    if not module.check_mode:
+        for disk in planned:
+            if disk.action:
+                disk.disk.apply(disk.action, disk.requested)
+    return planned
 
 
 def main():
+    disk_options = {
+        "name": {"type": "str", "required": True},
+        "size": {"type": "str"},
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    }
     module = AnsibleModule(
         argument_spec={
-            "name": {"type": "str", "required": True},
+            "name": {"type": "str"},
+            "disks": {"type": "list", "elements": "dict", "options": disk_options},
             "backend": {"type": "str", "choices": ["lvm", "file"], "default": "lvm"},
             "vg": {"type": "str"},
             "directory": {"type": "path"},
@@ -248,16 +330,22 @@ def main():
             "allow_grow": {"type": "bool", "default": True},
             "force": {"type": "bool", "default": False},
         },
-        required_if=[("backend", "lvm", ["vg"]), ("backend", "file", ["directory"]),
-                     ("state", "present", ["size"])],
+        mutually_exclusive=[("name", "disks"), ("disks", "size")],
+        required_one_of=[("name", "disks")],
+        required_if=[("backend", "lvm", ["vg"]), ("backend", "file", ["directory"])],
         supports_check_mode=True,
     )
+    params = module.params
+    common = {key: params[key] for key in ("backend", "vg", "directory", "format", "allow_grow", "force")}
+    single = params["disks"] is None
+    requests = [{"name": params["name"], "size": params["size"], "state": params["state"]}] if single else params["disks"]
     try:
-        result = run(module, module.params)
+        planned = run(module, requests, common)
     except DiskError as error:
         module.fail_json(msg=str(error))
-    module.exit_json(**result)
-
-
-if __name__ == "__main__":
-    main()
+    if single:
+        module.exit_json(**planned[0].result())
+    results = [dict(disk.result(), name=disk.name) for disk in planned]
+    diffs = [result.pop("diff") for result in results]
+    module.exit_json(changed=any(result["changed"] for result in results), disks=results,
+                     diff=[diff for diff, result in zip(diffs, results) if result["changed"]])

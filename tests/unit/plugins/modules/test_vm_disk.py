@@ -68,3 +68,30 @@ def test_bad_input_fails_and_writes_nothing(tmp_path, run_module, args, message)
 def test_lvm_backend_requires_a_vg(run_module):
     result = run_module(vm_disk, {"name": "ciab", "size": "1g"})
     assert result["failed"] and "vg" in result["msg"]
+
+
+def test_one_run_for_several_disks_checks_them_all_first(tmp_path, run_module):
+    common = {"backend": "file", "directory": str(tmp_path), "format": "raw"}
+    created = run_module(vm_disk, dict(common, disks=[{"name": "fe", "size": "8m"}, {"name": "nc1", "size": "8m"}]))
+    assert created["changed"] and [d["action"] for d in created["disks"]] == ["create", "create"]
+    assert [d["name"] for d in created["disks"]] == ["fe", "nc1"] and len(created["diff"]) == 2
+    again = run_module(vm_disk, dict(common, disks=[{"name": "fe", "size": "8m"}, {"name": "nc1", "size": "8m"}]))
+    assert not again["changed"] and again["diff"] == []
+
+    # A shrink, a bad name and a request without a size, all refused together; the new disk is not made.
+    refused = run_module(vm_disk, dict(common, disks=[{"name": "nc2", "size": "8m"}, {"name": "fe", "size": "4m"},
+                                                      {"name": "-x", "size": "8m"}, {"name": "nc3"}]))
+    assert refused["failed"] and refused["msg"].endswith("Nothing was changed.")
+    for part in ("shrinking destroys the data", "'-x'", "nc3: size is required"):
+        assert part in refused["msg"]
+    assert not (tmp_path / "nc2.raw").exists() and os.path.getsize(tmp_path / "fe.raw") == 8 * MIB
+
+
+def test_the_space_of_all_new_disks_is_checked_together(tmp_path, run_module):
+    stats = os.statvfs(tmp_path)
+    free = stats.f_bavail * stats.f_frsize
+    half = "%db" % (free // 2 + 1024 ** 2)
+    refused = run_module(vm_disk, {"backend": "file", "directory": str(tmp_path), "format": "raw",
+                                   "disks": [{"name": "a", "size": half}, {"name": "b", "size": half}]})
+    assert refused["failed"] and "more is needed for a, b" in refused["msg"]
+    assert os.listdir(tmp_path) == []

@@ -1,0 +1,158 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, nestlab.cloudlab developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: host_probe
+short_description: Read many small facts of a host in one module run
+version_added: 0.2.0
+description:
+  - Describes files and directories (type, mode, owner, file capabilities, checksum and
+    content of small text files), reads sysctls, asks systemd about units and the package
+    manager about packages, all in one run.
+  - The collection's roles call it once to learn whether anything is to do and act only on
+    a difference, so a run that changes nothing costs one remote module run per role
+    instead of one per checked item.
+  - Changes nothing.
+author:
+  - nestlab.cloudlab developers (@nestlab)
+extends_documentation_fragment:
+  - nestlab.cloudlab.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: linux
+options:
+  paths:
+    description:
+      - Paths to describe. A final symlink is described, not followed, unless I(follow=true).
+      - Regular files up to 64 KiB of UTF-8 text also return their C(content).
+    type: list
+    elements: path
+    default: []
+  follow:
+    description: Describe what final symlinks point to (a dangling link then does not exist).
+    type: bool
+    default: false
+  sysctls:
+    description: Sysctl keys to read (C(net.ipv4.ip_forward)).
+    type: list
+    elements: str
+    default: []
+  units:
+    description: Systemd units to look up (C(nftables.service)).
+    type: list
+    elements: str
+    default: []
+  packages:
+    description: Packages whose installed state to read (dpkg or rpm).
+    type: list
+    elements: str
+    default: []
+"""
+
+EXAMPLES = r"""
+- name: Is anything to do for the bridge ACL?
+  nestlab.cloudlab.host_probe:
+    paths: [/etc/qemu/bridge.conf, /usr/lib/qemu/qemu-bridge-helper]
+    sysctls: [net.ipv4.ip_forward]
+    units: [nftables.service, firewalld.service]
+    packages: [qemu-system-x86]
+  register: probe
+
+- name: Write the ACL only when it differs
+  ansible.builtin.template:
+    src: bridge.conf.j2
+    dest: /etc/qemu/bridge.conf
+    mode: "0644"
+  when: probe.paths['/etc/qemu/bridge.conf'].content | default('') != lookup('ansible.builtin.template', 'bridge.conf.j2')
+"""
+
+RETURN = r"""
+paths:
+  description:
+    - One entry per requested path. C(exists) always; when it exists also C(type) (file,
+      directory, link or other), C(mode) (four octal digits), C(owner), C(group), C(isuid),
+      C(size); links C(target); files C(checksum) (SHA-1), C(capabilities) (the permitted
+      file capabilities, e.g. C(cap_net_admin)) and, when small UTF-8 text, C(content).
+  returned: always
+  type: dict
+  sample: {"/etc/qemu/bridge.conf": {"exists": true, "type": "file", "mode": "0644", "owner": "root",
+           "group": "root", "isuid": false, "size": 12, "checksum": "d3b0...", "capabilities": [],
+           "content": "allow br0\n"}}
+sysctls:
+  description: Each requested key and its value, null when the host has no such key.
+  returned: always
+  type: dict
+  sample: {"net.ipv4.ip_forward": "1"}
+units:
+  description: Each requested unit with C(exists), C(active) and C(enabled).
+  returned: always
+  type: dict
+  sample: {"nftables.service": {"exists": true, "active": true, "enabled": true}}
+packages:
+  description: Each requested package and whether it is installed.
+  returned: always
+  type: dict
+  sample: {"qemu-system-x86": true}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._probe import (
+    describe_path, parse_dpkg_query, parse_systemctl_show, read_sysctl)
+
+
+def probe_units(module, units):
+    systemctl = module.get_bin_path("systemctl")
+    if not units or not systemctl:
+        return parse_systemctl_show("", units)
+    _rc, out, _err = module.run_command(
+        [systemctl, "show", "--property=Id,LoadState,ActiveState,UnitFileState", "--"] + units)
+    return parse_systemctl_show(out, units)
+
+
+def probe_packages(module, packages):
+    if not packages:
+        return {}
+    dpkg_query = module.get_bin_path("dpkg-query")
+    if dpkg_query:
+        _rc, out, _err = module.run_command([dpkg_query, "-W", "-f", "${Package} ${db:Status-Abbrev}\n", "--"]
+                                            + packages)
+        installed = parse_dpkg_query(out)
+    else:
+        rpm = module.get_bin_path("rpm")
+        installed = set()
+        if rpm:
+            _rc, out, _err = module.run_command([rpm, "-q", "--qf", "%{NAME}\n", "--"] + packages)
+            installed = {line.strip() for line in out.splitlines()} & set(packages)
+    return {name: name in installed for name in packages}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "paths": {"type": "list", "elements": "path", "default": []},
+            "follow": {"type": "bool", "default": False},
+            "sysctls": {"type": "list", "elements": "str", "default": []},
+            "units": {"type": "list", "elements": "str", "default": []},
+            "packages": {"type": "list", "elements": "str", "default": []},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    module.exit_json(
+        changed=False,
+        paths={path: describe_path(path, params["follow"]) for path in params["paths"]},
+        sysctls={key: read_sysctl(key) for key in params["sysctls"]},
+        units=probe_units(module, params["units"]),
+        packages=probe_packages(module, params["packages"]),
+    )
+
+
+if __name__ == "__main__":
+    main()
