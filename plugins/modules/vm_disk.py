@@ -349,3 +349,7 @@ def main():
     diffs = [result.pop("diff") for result in results]
     module.exit_json(changed=any(result["changed"] for result in results), disks=results,
                      diff=[diff for diff, result in zip(diffs, results) if result["changed"]])
+
+
+if __name__ == "__main__":
+    main()
