@@ -132,8 +132,17 @@ CLOUD_FIELDS = {"name": _text, "topology": _choice(*TOPOLOGIES), "node_controlle
 
 
 def _unknown(key, known):
+    if key in VM_ONLY_FIELDS:
+        return "%s is set per VM, not for all VMs of a cloud (vms: {NAME: {%s: ...}})" % (key, key)
     close = difflib.get_close_matches(str(key), sorted(known), n=1)
     return "unknown key %r%s" % (key, " (did you mean %r?)" % close[0] if close else "")
+
+
+def _some(names, shown=5):
+    """NAMES joined, the first SHOWN of them and how many more."""
+    names = list(names)
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (" and %d more" % more if more > 0 else "")
 
 
 def _fields(mapping, fields, where, errors, section=""):
@@ -379,7 +388,7 @@ def _cloud_vms(cloud, index, known_hosts, errors):
 def _not_a_vm(key, names):
     close = difflib.get_close_matches(str(key), names, n=1)
     return "%r is not a VM of this cloud (its VMs: %s)%s" % (
-        key, ", ".join(names), "; did you mean %r?" % close[0] if close else "")
+        key, _some(names, 10), "; did you mean %r?" % close[0] if close else "")
 
 
 @functools.lru_cache(maxsize=256)
@@ -517,7 +526,7 @@ def _capacity_errors(vms, settings):
             if memory > usable:
                 errors.append("hypervisor %s: its VMs need %d MiB of memory, it has %d MiB after keeping "
                               "%d MiB for itself (cloudlab_memory_reserve_mib) (%s)"
-                              % (host, memory, max(usable, 0), reserve, ", ".join(vm["name"] for vm in planned)))
+                              % (host, memory, max(usable, 0), reserve, _some(vm["name"] for vm in planned)))
         disk = sum(vm["disk_bytes"] for vm in planned)
         if entry.get("disk_bytes") is not None and disk > entry["disk_bytes"]:
             errors.append("hypervisor %s: its VM disks need %d GiB, %s has %d GiB"
