@@ -14,6 +14,7 @@ Private to this collection; standard library only.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import functools
 import ipaddress
@@ -113,6 +114,18 @@ def _mac(value):
         raise _Invalid(str(error)) from None
 
 
+def _ip(value):
+    if value == "localhost":
+        raise _Invalid("'localhost' is not an address a VM can have")
+    return _address(value)
+
+
+def _address_list(value):
+    if not isinstance(value, list):
+        raise _Invalid("%r is not a list of IP addresses" % (value,))
+    return [_ip(item) for item in value]
+
+
 def _string_list(value):
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _Invalid("%r is not a list of strings" % (value,))
@@ -123,8 +136,9 @@ VM_FIELDS = {"memory": _integer(16), "vcpus": _integer(1, 255), "disk": _size, "
              "accel": _choice("auto", "kvm", "tcg"), "boot": _choice("once", "cdrom", "disk"),
              "extra_args": _string_list, "stop_timeout": _integer(0), "nic_model": _text,
              "iso": _absolute_path, "vnc_listen": _address, "vnc_password": _secret}
-VM_ONLY_FIELDS = {"mac": _mac, "vnc_display": _integer(0, MAX_DISPLAY)}
-NETWORK_FIELDS = {"address": _address, "public_range": _text, "private_subnet": _text}
+VM_ONLY_FIELDS = {"mac": _mac, "vnc_display": _integer(0, MAX_DISPLAY), "address": _ip}
+NETWORK_FIELDS = {"address": _address, "public_range": _text, "private_subnet": _text,
+                  "node_addresses": _text, "gateway": _ip, "dns": _address_list}
 VM_ENTRY_FIELDS = dict(VM_FIELDS, **VM_ONLY_FIELDS)
 CLOUD_FIELDS = {"name": _text, "topology": _choice(*TOPOLOGIES), "node_controllers": _integer(1, 99),
                 "hypervisors": _string_list, "iso": _absolute_path, "vnc_listen": _address,
@@ -253,6 +267,26 @@ def _check_cloud_network(name, network, networks, errors):
         if public and public[0] <= address <= public[1]:
             errors.append("%s.address: its own address %s lies inside its public range %s"
                           % (where, address, network["public_range"]))
+    if network.get("node_addresses"):
+        try:
+            first, last = parse_range(network["node_addresses"])
+            claims.append((first, last, (name, "node addresses %s" % network["node_addresses"])))
+            if networks and not any(first in net and last in net for net in networks):
+                errors.append("%s.node_addresses: %s is outside its hypervisors' networks (%s)"
+                              % (where, network["node_addresses"], ", ".join(str(net) for net in networks)))
+            for end in (first, last):
+                reason = _unusable(end, networks)
+                if reason:
+                    errors.append("%s.node_addresses: %s %s" % (where, end, reason))
+            if public and first <= public[1] and public[0] <= last:
+                errors.append("%s.node_addresses: %s overlaps its own public range %s"
+                              % (where, network["node_addresses"], network["public_range"]))
+            own = network.get("address")
+            if own and own != "localhost" and first <= ipaddress.ip_address(own) <= last:
+                errors.append("%s.node_addresses: %s holds the cloud's own address %s"
+                              % (where, network["node_addresses"], own))
+        except ValueError as error:
+            errors.append("%s.node_addresses: %s" % (where, error))
     return claims
 
 
@@ -279,6 +313,18 @@ def _hypervisor_settings(hypervisors, errors):
             except ValueError:
                 errors.append("%s: cloudlab_address %r is not an IP address" % (where, entry["address"]))
                 entry["address"] = None
+        if entry.get("gateway") is not None:
+            try:
+                entry["gateway"] = str(ipaddress.ip_address(str(entry["gateway"]).strip()))
+            except ValueError:
+                errors.append("%s: cloudlab_gateway %r is not an IP address" % (where, entry["gateway"]))
+                entry["gateway"] = None
+        if entry.get("dns") is not None:
+            try:
+                entry["dns"] = _address_list(entry["dns"])
+            except _Invalid as error:
+                errors.append("%s: cloudlab_dns: %s" % (where, error))
+                entry["dns"] = None
         problem = ifname_problem(entry["bridge"], "bridge")
         if problem:
             errors.append("%s: cloudlab_bridge: %s" % (where, problem))
@@ -417,6 +463,7 @@ def plan(clouds, hypervisors):
     claims = [(entry["address"], entry["address"], ("hypervisor " + host, "address %s" % entry["address"]))
               for host, entry in settings.items() if entry.get("address")]
     seen_clouds, seen_vms, fixed_macs = set(), {}, {}
+    automatic = []  # node controllers that take the next free addresses after their cloud's
     if clouds is None:
         clouds = []
     if not isinstance(clouds, list):
@@ -433,6 +480,9 @@ def plan(clouds, hypervisors):
         seen_clouds.add(name)
         networks = [settings[host]["network"] for host in hosts if settings[host].get("network")]
         claims.extend(_check_cloud_network(name, network, networks, errors))
+        node_pool = _node_pool(network)
+        own_address = _ip_or_none(network.get("address"))
+        host_networks = {host: _vm_network(network, settings[host]) for host in hosts}
         for position, (vm_name, role, vm) in enumerate(cloud_vms):
             host = hosts[position % len(hosts)]
             if vm_name in seen_vms:
@@ -448,8 +498,17 @@ def plan(clouds, hypervisors):
                                   % (name, vm_name, vm["mac"], fixed_macs[vm["mac"]]))
                     continue
                 fixed_macs[vm["mac"]] = vm_name
-            vms[host].append(_planned_vm(vm_name, name, role, host, vm, settings[host]))
+            planned = _planned_vm(vm_name, name, role, host, vm, settings[host])
+            planned["network"] = dict(host_networks[host])
+            address = _claim_vm_address(planned, vm, network, own_address, node_pool, settings[host],
+                                        claims, errors)
+            if address is _AUTO:
+                automatic.append(planned)
+            else:
+                planned["network"]["address"] = address
+            vms[host].append(planned)
 
+    _assign_node_addresses(automatic, claims, settings, errors)
     _assign_macs(vms, set(fixed_macs))
     errors.extend(_assign_displays(vms, settings))
     for first, second in overlaps(claims):
@@ -471,6 +530,114 @@ def _planned_vm(vm_name, cloud, role, host, vm, host_settings):
             "memory": vm["memory"], "disk_bytes": _size_bytes(vm["disk"]),
             "vnc_password_set": bool(vm.get("vnc_password")),
             "disk": {"name": vm_name, "size": vm["disk"]}, "qemu_vm": arguments}
+
+
+# ------------------------------------------------------------- VM addresses
+
+_AUTO = object()  # a node controller whose address comes after every explicit claim is known
+
+
+def _node_pool(network):
+    """The addresses of a cloud's node_addresses range, in order, or None without one."""
+    try:
+        first, last = parse_range(network["node_addresses"])
+    except (KeyError, ValueError):
+        return None
+    return [first + offset for offset in range(min(int(last) - int(first) + 1, 256))]
+
+
+def _vm_network(network, host_settings):
+    """What an answer file or boot line needs of a VM's network, but its address."""
+    hypervisor_network = host_settings.get("network")
+    return {"address": None,
+            "prefix": hypervisor_network.prefixlen if hypervisor_network else None,
+            "netmask": str(hypervisor_network.netmask) if hypervisor_network else None,
+            "gateway": network.get("gateway") or host_settings.get("gateway"),
+            "dns": network.get("dns") or host_settings.get("dns") or [],
+            "cloud_address": network.get("address"),
+            "public_range": network.get("public_range"),
+            "private_subnet": network.get("private_subnet")}
+
+
+def _claim_vm_address(planned, vm, network, own, pool, host_settings, claims, errors):
+    """The VM's address (a string or None), or _AUTO when it is chosen after all claims are known.
+
+    A fixed `vms.NAME.address` wins; the cloud-in-a-box and the frontend have the cloud's
+    address; node controllers take `node_addresses` in order, else the next free addresses
+    after the cloud's address.
+    """
+    where = "cloud %s: VM %s" % (planned["cloud"], planned["name"])
+    hypervisor_network = host_settings.get("network")
+    if vm.get("address"):
+        address = ipaddress.ip_address(vm["address"])
+        claims.append((address, address, (planned["cloud"], "address %s of VM %s" % (address, planned["name"]))))
+        if hypervisor_network and address not in hypervisor_network:
+            errors.append("%s: address: %s is outside the network of %s (%s)"
+                          % (where, address, planned["hypervisor"], hypervisor_network))
+        reason = _unusable(address, [hypervisor_network] if hypervisor_network else [])
+        if reason:
+            errors.append("%s: address: %s %s" % (where, address, reason))
+        if str(address) == own and planned["role"] == "node_controller":
+            errors.append("%s: address: %s is the cloud's own address" % (where, address))
+        return str(address)
+    if planned["role"] != "node_controller":
+        return own
+    if pool is not None:
+        if not pool:
+            errors.append("%s: network.node_addresses %s has no address left for it"
+                          % (where, network["node_addresses"]))
+            return None
+        return str(pool.pop(0))
+    return _AUTO if own and ":" not in own else None  # automatic addresses are IPv4 only
+
+
+def _assign_node_addresses(automatic, claims, settings, errors):
+    """Give each node controller in AUTOMATIC the next address after its cloud's that nothing claims."""
+    if not automatic:
+        return
+    intervals = sorted((int(first), int(last)) for first, last, _label in claims if first.version == 4)
+    starts = [first for first, _last in intervals]
+    # The furthest end reached by any interval starting at or before each position.
+    reach, furthest = [], -1
+    for _first, last in intervals:
+        furthest = max(furthest, last)
+        reach.append(furthest)
+    taken = set()
+
+    def next_free(number):
+        """NUMBER, or the first address after it that no claim covers and no VM took."""
+        while True:
+            index = bisect.bisect_right(starts, number) - 1
+            if index >= 0 and reach[index] >= number:
+                number = reach[index] + 1  # jump over the whole claimed stretch
+            elif number in taken:
+                number += 1
+            else:
+                return number
+
+    bounds = {}  # per hypervisor: the first and last usable host of its network, as integers
+    for host, entry in settings.items():
+        net = entry.get("network")
+        if net is not None and net.version == 4:
+            inner = 1 if net.num_addresses > 2 else 0
+            bounds[host] = (int(net.network_address) + inner, int(net.broadcast_address) - inner)
+    resume = {}  # per cloud: where its next node controller's search starts
+    for planned in automatic:
+        network = planned["network"]
+        low, high = bounds.get(planned["hypervisor"], (0, 2 ** 32 - 1))
+        start = resume.get(planned["cloud"])
+        if start is None:
+            start = int(ipaddress.IPv4Address(network["cloud_address"])) + 1
+        candidate = next_free(start)
+        address = candidate if low <= candidate <= high else None
+        if address is None:
+            errors.append("cloud %s: VM %s: no free address after %s in %s; set network.node_addresses"
+                          % (planned["cloud"], planned["name"], network["cloud_address"],
+                             settings[planned["hypervisor"]].get("network") or "its network"))
+            continue
+        taken.add(address)
+        resume[planned["cloud"]] = address + 1
+        network["address"] = str(ipaddress.IPv4Address(address))
 
 
 def _assign_macs(vms, taken):
@@ -542,6 +709,8 @@ def hypervisor_facts(hosts, hostvars):
     """The planner's view of each hypervisor, from inventory variables and gathered facts.
 
     Reads cloudlab_network, cloudlab_address (default ansible_host when it is an IP),
+    cloudlab_gateway (default host_bridge_gateway, then the gathered default IPv4 gateway),
+    cloudlab_dns (default host_bridge_dns, then the gathered name servers),
     cloudlab_bridge, cloudlab_memory_mib (default the gathered memtotal_mb),
     cloudlab_memory_reserve_mib, cloudlab_disk_bytes, cloudlab_first_vnc_display and the
     disk role's lvm_vm_disk_backend, lvm_vm_disk_vg, lvm_vm_disk_file_dir, lvm_vm_disk_file_format.
@@ -553,6 +722,10 @@ def hypervisor_facts(hosts, hostvars):
         entry = {
             "network": variables.get("cloudlab_network"),
             "address": variables.get("cloudlab_address") or _ip_or_none(variables.get("ansible_host")),
+            "gateway": (variables.get("cloudlab_gateway") or variables.get("host_bridge_gateway")
+                        or (gathered.get("default_ipv4") or {}).get("gateway")),
+            "dns": (variables.get("cloudlab_dns") or variables.get("host_bridge_dns")
+                    or (gathered.get("dns") or {}).get("nameservers")),
             "bridge": variables.get("cloudlab_bridge"),
             "memory_mib": variables.get("cloudlab_memory_mib", gathered.get("memtotal_mb")),
             "memory_reserve_mib": variables.get("cloudlab_memory_reserve_mib"),

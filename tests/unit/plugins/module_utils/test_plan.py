@@ -63,14 +63,17 @@ def test_filter_is_registered():
 
 def test_hypervisor_facts_from_inventory_variables():
     hostvars = {
-        "hv1": {"ansible_host": "10.101.1.25", "cloudlab_network": "10.101.0.0/16",
-                "ansible_facts": {"memtotal_mb": 7812}, "lvm_vm_disk_vg": "vg01"},
-        "hv2": {"ansible_host": "hv2.lab.example", "cloudlab_memory_mib": 4096, "cloudlab_bridge": "br1"},
+        "hv1": {"ansible_host": "10.101.1.25", "cloudlab_network": "10.101.0.0/16", "host_bridge_gateway": "10.101.0.1",
+                "ansible_facts": {"memtotal_mb": 7812, "dns": {"nameservers": ["10.101.0.2"]},
+                                  "default_ipv4": {"gateway": "10.101.0.9"}}, "lvm_vm_disk_vg": "vg01"},
+        "hv2": {"ansible_host": "hv2.lab.example", "cloudlab_memory_mib": 4096, "cloudlab_bridge": "br1",
+                "cloudlab_dns": ["10.101.0.3"], "ansible_facts": {"default_ipv4": {"gateway": "10.101.0.9"}}},
     }
     facts = _plan.hypervisor_facts(["hv1", "hv2"], hostvars)
     assert facts == {
-        "hv1": {"network": "10.101.0.0/16", "address": "10.101.1.25", "memory_mib": 7812, "vg": "vg01"},
-        "hv2": {"bridge": "br1", "memory_mib": 4096},
+        "hv1": {"network": "10.101.0.0/16", "address": "10.101.1.25", "memory_mib": 7812, "vg": "vg01",
+                "gateway": "10.101.0.1", "dns": ["10.101.0.2"]},
+        "hv2": {"bridge": "br1", "memory_mib": 4096, "gateway": "10.101.0.9", "dns": ["10.101.0.3"]},
     }
 
 
@@ -126,14 +129,19 @@ def test_no_secret_in_plan_or_errors_and_passwords_joined_only_for_qemu_vm():
 
 @pytest.mark.parametrize("clouds", [None, "ciab", 42, [None], [[]], [{"name": 5}], [{"name": "a", "vms": {"a": 3}}],
                                     [{"name": "a", "hypervisors": [None]}], [{"name": "a", "macs": {"a": 12}}],
-                                    [{"name": "a", "network": {"address": "x", "public_range": 5, "private_subnet": []}}]])
+                                    [{"name": "a", "network": {"address": "x", "public_range": 5, "private_subnet": []}}],
+                                    [{"name": "a", "network": {"node_addresses": ["x"], "dns": None, "gateway": 3.5}}],
+                                    [{"name": "a", "topology": "frontend_nodes", "vms": {"a-nc1": {"address": {}}},
+                                      "network": {"address": "::1", "node_addresses": "1-2"}}]])
 def test_no_input_crashes_the_planner(clouds):
     result = _plan.plan(clouds, DATA["hypervisors"])
     assert clouds in (None,) or result["errors"], result
 
 
 @pytest.mark.parametrize("hypervisors", [None, [], {"hv1": {"memory_mib": "lots"}},
-                                         {"hv1": {"network": 7, "address": []}}])
+                                         {"hv1": {"network": 7, "address": []}},
+                                         {"hv1": {"gateway": "router", "dns": "10.0.0.1"}},
+                                         {"hv1": {"gateway": [], "dns": [None, {}]}}])
 def test_no_hypervisor_input_crashes_the_planner(hypervisors):
     result = _plan.plan([{"name": "a"}], hypervisors)
     assert result["errors"], result
@@ -142,3 +150,36 @@ def test_no_hypervisor_input_crashes_the_planner(hypervisors):
 def test_a_hypervisor_without_any_setting_uses_the_defaults():
     vms = _plan_of([{"name": "a"}], {"hv1": None})
     assert vms["a"]["qemu_vm"]["disks"] == [{"path": "/dev/vg01/a", "format": "raw"}]
+
+
+def test_every_vm_gets_its_network_facts_for_answer_files():
+    hypervisors = {host: dict(facts, gateway="10.101.0.1", dns=["10.101.0.2"])
+                   for host, facts in DATA["hypervisors"].items()}
+    clouds = [
+        {"name": "ciab", "network": {"address": "10.101.7.1", "public_range": "10.101.7.10-10.101.7.20",
+                                     "private_subnet": "192.168.57.0/24"}},
+        # Node controllers after the cloud's address, skipping what anything else claims.
+        {"name": "e", "topology": "frontend_nodes", "node_controllers": 3, "hypervisors": ["hv1", "hv2"],
+         "network": {"address": "10.101.8.1", "public_range": "10.101.8.3-10.101.8.9", "dns": ["1.1.1.1"]},
+         "vms": {"e-nc3": {"address": "10.101.8.200"}}},
+        {"name": "f", "topology": "frontend_nodes", "node_controllers": 2,
+         "network": {"address": "10.101.9.1", "node_addresses": "10.101.9.50-10.101.9.59", "gateway": "10.101.0.254"}},
+        {"name": "g", "network": {"address": "10.101.8.2"}},
+    ]
+    planned = _plan_of(clouds, hypervisors)
+    assert planned["ciab"]["network"] == {
+        "address": "10.101.7.1", "prefix": 16, "netmask": "255.255.0.0", "gateway": "10.101.0.1",
+        "dns": ["10.101.0.2"], "cloud_address": "10.101.7.1", "public_range": "10.101.7.10-10.101.7.20",
+        "private_subnet": "192.168.57.0/24"}
+    # .2 is cloud g's address and .3-.9 e's public range: e-nc1 gets .10, e-nc2 .11; e-nc3 is fixed.
+    assert [planned[name]["network"]["address"] for name in ("e-fe", "e-nc1", "e-nc2", "e-nc3")] == [
+        "10.101.8.1", "10.101.8.10", "10.101.8.11", "10.101.8.200"]
+    assert planned["e-nc1"]["network"]["dns"] == ["1.1.1.1"]
+    assert [planned[name]["network"]["address"] for name in ("f-fe", "f-nc1", "f-nc2")] == [
+        "10.101.9.1", "10.101.9.50", "10.101.9.51"]
+    assert planned["f-nc2"]["network"]["gateway"] == "10.101.0.254"
+
+
+def test_a_cloud_without_an_address_leaves_its_vms_without_one():
+    planned = _plan_of([{"name": "a", "topology": "frontend_nodes", "node_controllers": 1}])
+    assert [planned[name]["network"]["address"] for name in ("a-fe", "a-nc1")] == [None, None]
