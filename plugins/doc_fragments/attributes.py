@@ -18,3 +18,22 @@ attributes:
     description: Target OS/families that can be operated against.
     support: N/A
 """
+
+    # Every module of the collection runs on Linux hosts.
+    LINUX = r"""
+options: {}
+attributes:
+  platform:
+    platforms: linux
+"""
+
+    # Modules that only read: the same in check mode, nothing to diff.
+    INFO_MODULE = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details: Reads only, in check mode too.
+  diff_mode:
+    support: none
+"""

@@ -226,25 +226,31 @@ def _unusable(address, networks):
     return None
 
 
+def _range_claim(name, network, key, networks, errors):
+    """(first, last) of the cloud's range KEY ('A-B'), checked against the hypervisor networks."""
+    where = "cloud %s: network.%s" % (name, key)
+    try:
+        first, last = parse_range(network[key])
+    except ValueError as error:
+        errors.append("%s: %s" % (where, error))
+        return None
+    if networks and not any(first in net and last in net for net in networks):
+        errors.append("%s: %s is outside its hypervisors' networks (%s)"
+                      % (where, network[key], ", ".join(str(net) for net in networks)))
+    for end in (first, last):
+        reason = _unusable(end, networks)
+        if reason:
+            errors.append("%s: %s %s" % (where, end, reason))
+    return first, last
+
+
 def _check_cloud_network(name, network, networks, errors):
     """Parse one cloud's IP plan; returns the intervals it claims."""
     claims = []
-    public = None
     where = "cloud %s: network" % name
-    if network.get("public_range"):
-        try:
-            first, last = parse_range(network["public_range"])
-            public = (first, last)
-            claims.append((first, last, (name, "public range %s" % network["public_range"])))
-            if networks and not any(first in net and last in net for net in networks):
-                errors.append("%s.public_range: %s is outside its hypervisors' networks (%s)"
-                              % (where, network["public_range"], ", ".join(str(net) for net in networks)))
-            for end in (first, last):
-                reason = _unusable(end, networks)
-                if reason:
-                    errors.append("%s.public_range: %s %s" % (where, end, reason))
-        except ValueError as error:
-            errors.append("%s.public_range: %s" % (where, error))
+    public = _range_claim(name, network, "public_range", networks, errors) if network.get("public_range") else None
+    if public:
+        claims.append((public[0], public[1], (name, "public range %s" % network["public_range"])))
     if network.get("private_subnet"):
         try:
             subnet = ipaddress.ip_network(network["private_subnet"], strict=True)
@@ -256,6 +262,7 @@ def _check_cloud_network(name, network, networks, errors):
                                   % (where, subnet, hypervisor_network))
         except ValueError as error:
             errors.append("%s.private_subnet: %s" % (where, error))
+    address = None
     if network.get("address") and network["address"] != "localhost":
         address = ipaddress.ip_address(network["address"])
         claims.append((address, address, (name, "address %s" % address)))
@@ -267,26 +274,15 @@ def _check_cloud_network(name, network, networks, errors):
         if public and public[0] <= address <= public[1]:
             errors.append("%s.address: its own address %s lies inside its public range %s"
                           % (where, address, network["public_range"]))
-    if network.get("node_addresses"):
-        try:
-            first, last = parse_range(network["node_addresses"])
-            claims.append((first, last, (name, "node addresses %s" % network["node_addresses"])))
-            if networks and not any(first in net and last in net for net in networks):
-                errors.append("%s.node_addresses: %s is outside its hypervisors' networks (%s)"
-                              % (where, network["node_addresses"], ", ".join(str(net) for net in networks)))
-            for end in (first, last):
-                reason = _unusable(end, networks)
-                if reason:
-                    errors.append("%s.node_addresses: %s %s" % (where, end, reason))
-            if public and first <= public[1] and public[0] <= last:
-                errors.append("%s.node_addresses: %s overlaps its own public range %s"
-                              % (where, network["node_addresses"], network["public_range"]))
-            own = network.get("address")
-            if own and own != "localhost" and first <= ipaddress.ip_address(own) <= last:
-                errors.append("%s.node_addresses: %s holds the cloud's own address %s"
-                              % (where, network["node_addresses"], own))
-        except ValueError as error:
-            errors.append("%s.node_addresses: %s" % (where, error))
+    nodes = _range_claim(name, network, "node_addresses", networks, errors) if network.get("node_addresses") else None
+    if nodes:
+        claims.append((nodes[0], nodes[1], (name, "node addresses %s" % network["node_addresses"])))
+        if public and nodes[0] <= public[1] and public[0] <= nodes[1]:
+            errors.append("%s.node_addresses: %s overlaps its own public range %s"
+                          % (where, network["node_addresses"], network["public_range"]))
+        if address and nodes[0] <= address <= nodes[1]:
+            errors.append("%s.node_addresses: %s holds the cloud's own address %s"
+                          % (where, network["node_addresses"], address))
     return claims
 
 

@@ -99,7 +99,7 @@ def read_sysctl(key, root="/proc/sys"):
 
 def parse_systemctl_show(text, units):
     """systemctl show -p Id,LoadState,ActiveState,UnitFileState for UNITS -> {unit: facts}."""
-    blocks = [block for block in text.strip().split("\n\n")]
+    blocks = text.strip().split("\n\n")
     found = {}
     for unit, block in zip(units, blocks):
         fields = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)

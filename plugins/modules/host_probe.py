@@ -20,13 +20,8 @@ author:
   - nestlab.cloudlab developers (@nestlab)
 extends_documentation_fragment:
   - nestlab.cloudlab.attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: linux
+  - nestlab.cloudlab.attributes.linux
+  - nestlab.cloudlab.attributes.info_module
 options:
   paths:
     description:

@@ -23,13 +23,12 @@ author:
   - nestlab.cloudlab developers (@nestlab)
 extends_documentation_fragment:
   - nestlab.cloudlab.attributes
+  - nestlab.cloudlab.attributes.linux
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
-  platform:
-    platforms: linux
 options:
   bridges:
     description: Bridge names whose traffic is accepted.

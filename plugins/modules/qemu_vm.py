@@ -27,14 +27,13 @@ author:
   - nestlab.cloudlab developers (@nestlab)
 extends_documentation_fragment:
   - nestlab.cloudlab.attributes
+  - nestlab.cloudlab.attributes.linux
 attributes:
   check_mode:
     support: full
     details: Computes allocations and the command line; launches and stops nothing.
   diff_mode:
     support: full
-  platform:
-    platforms: linux
 options:
   name:
     description:

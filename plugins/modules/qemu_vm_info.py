@@ -17,26 +17,15 @@ author:
   - nestlab.cloudlab developers (@nestlab)
 extends_documentation_fragment:
   - nestlab.cloudlab.attributes
-attributes:
-  check_mode:
-    support: full
-    details: Reads only, in check mode too.
-  diff_mode:
-    support: none
-  platform:
-    platforms: linux
+  - nestlab.cloudlab.attributes.linux
+  - nestlab.cloudlab.vm_state
+  - nestlab.cloudlab.attributes.info_module
 options:
   name:
     description: VM names to read; all VMs of the host when empty.
     type: list
     elements: str
     default: []
-  state_dir:
-    description: The I(state_dir) the VMs were started with.
-    type: path
-    default: /var/lib/nestlab
-seealso:
-  - module: nestlab.cloudlab.qemu_vm
 """
 
 EXAMPLES = r"""

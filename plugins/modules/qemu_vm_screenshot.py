@@ -17,13 +17,13 @@ author:
   - nestlab.cloudlab developers (@nestlab)
 extends_documentation_fragment:
   - nestlab.cloudlab.attributes
+  - nestlab.cloudlab.attributes.linux
+  - nestlab.cloudlab.vm_state
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
-  platform:
-    platforms: linux
 options:
   name:
     description: The VM's name, as given to M(nestlab.cloudlab.qemu_vm).
@@ -33,12 +33,6 @@ options:
     description: PNG file to write on the host.
     type: path
     required: true
-  state_dir:
-    description: The I(state_dir) the VM was started with.
-    type: path
-    default: /var/lib/nestlab
-seealso:
-  - module: nestlab.cloudlab.qemu_vm
 """
 
 EXAMPLES = r"""

@@ -18,13 +18,12 @@ author:
   - nestlab.cloudlab developers (@nestlab)
 extends_documentation_fragment:
   - nestlab.cloudlab.attributes
+  - nestlab.cloudlab.attributes.linux
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
-  platform:
-    platforms: linux
 options:
   name:
     description:
