@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._plan import hypervisor_facts, plan, vm_arguments
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._plan import (
+    hypervisor_facts, lab_inventory, plan, vm_arguments)
 
 
 def cloudlab_plan(clouds, hypervisors):
@@ -22,9 +23,14 @@ def cloudlab_vm_arguments(planned, clouds):
     return vm_arguments(planned, clouds)
 
 
+def cloudlab_inventory(vms_by_host, consoles=None):
+    """See plugins/filter/cloudlab_inventory.yml."""
+    return lab_inventory(vms_by_host, consoles)
+
+
 class FilterModule:
     """nestlab.cloudlab planning filters."""
 
     def filters(self):
         return {"cloudlab_plan": cloudlab_plan, "cloudlab_hypervisors": cloudlab_hypervisors,
-                "cloudlab_vm_arguments": cloudlab_vm_arguments}
+                "cloudlab_vm_arguments": cloudlab_vm_arguments, "cloudlab_inventory": cloudlab_inventory}

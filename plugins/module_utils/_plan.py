@@ -770,3 +770,35 @@ def vm_arguments(arguments, clouds):
             entry["vnc_password"] = passwords[entry["name"]]
         joined.append(entry)
     return joined
+
+
+def _group_name(prefix, name):
+    """An Ansible group name: letters, digits and underscores only."""
+    return prefix + "".join(char if char.isalnum() or char == "_" else "_" for char in str(name))
+
+
+def lab_inventory(vms_by_host, consoles=None):
+    """The planned VMs as an Ansible YAML inventory, for the playbooks that use the clouds.
+
+    Groups `cloud_NAME` (host variables live there) and `role_ROLE`; `ansible_host` is the
+    VM's planned address (left out when it has none); the console, MAC, cloud, role,
+    hypervisor and network facts are host variables. CONSOLES maps a hypervisor to the
+    address its VNC consoles are reached at (default: the hypervisor's name).
+    """
+    consoles = consoles or {}
+    clouds, roles = {}, {}
+    for host in sorted(vms_by_host or {}):
+        for vm in vms_by_host[host] or []:
+            network = vm.get("network") or {}
+            display = vm.get("vnc_display")
+            variables = {"cloudlab_cloud": vm["cloud"], "cloudlab_role": vm["role"], "cloudlab_hypervisor": host,
+                         "cloudlab_mac": vm.get("mac"), "cloudlab_network": network,
+                         "cloudlab_console": ("%s:%d" % (consoles.get(host) or host, 5900 + int(display))
+                                              if display is not None else None)}
+            if network.get("address"):
+                variables["ansible_host"] = network["address"]
+            clouds.setdefault(_group_name("cloud_", vm["cloud"]), {})[vm["name"]] = variables
+            roles.setdefault(_group_name("role_", vm["role"]), {})[vm["name"]] = None
+    children = {group: {"hosts": hosts} for group, hosts in sorted(clouds.items())}
+    children.update({group: {"hosts": hosts} for group, hosts in sorted(roles.items())})
+    return {"all": {"children": children}}
