@@ -17,7 +17,9 @@ from __future__ import annotations
 import bisect
 import difflib
 import functools
+import gc
 import ipaddress
+import re
 
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import MAX_DISPLAY, derive_mac
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._disk import DiskError, parse_size
@@ -89,11 +91,24 @@ def _size(value):
     return str(value)
 
 
+# A canonical IPv4 dotted quad (no leading zeros), the form nearly every address here has.
+_DOTTED_QUAD = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                          r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+
+
+def _ip_address(text):
+    """ipaddress.ip_address(TEXT), with a quicker path for a canonical IPv4 dotted quad."""
+    if isinstance(text, str) and _DOTTED_QUAD.fullmatch(text):
+        first, second, third, fourth = text.split(".")
+        return ipaddress.IPv4Address(int(first) << 24 | int(second) << 16 | int(third) << 8 | int(fourth))
+    return ipaddress.ip_address(text)
+
+
 def _address(value):
     if value == "localhost":
         return value
     try:
-        return str(ipaddress.ip_address(str(value).strip() if isinstance(value, str) else value))
+        return str(_ip_address(str(value).strip() if isinstance(value, str) else value))
     except ValueError:
         raise _Invalid("%r is not an IP address" % (value,)) from None
 
@@ -193,7 +208,7 @@ def parse_range(text):
     parts = str(text).split("-")
     if len(parts) != 2:
         raise ValueError("%r is not a range like 10.101.7.10-10.101.7.20" % (text,))
-    first, last = (ipaddress.ip_address(part.strip()) for part in parts)
+    first, last = (_ip_address(part.strip()) for part in parts)
     if first.version != last.version:
         raise ValueError("%r mixes IPv4 and IPv6" % (text,))
     if first > last:
@@ -218,7 +233,7 @@ def overlaps(intervals):
 def _unusable(address, networks):
     """Why ADDRESS is not a usable host of the hypervisor network holding it, or None."""
     for network in networks:
-        if address in network and network.num_addresses > 2:
+        if network.prefixlen < network.max_prefixlen - 1 and address in network:
             if address == network.network_address:
                 return "is the network address of %s" % network
             if network.version == 4 and address == network.broadcast_address:
@@ -255,7 +270,7 @@ def _check_cloud_network(name, network, networks, errors):
         try:
             subnet = ipaddress.ip_network(network["private_subnet"], strict=True)
             claims.append((subnet.network_address, subnet.broadcast_address,
-                           (name, "private subnet %s" % subnet)))
+                           (name, "private subnet %s" % network["private_subnet"])))
             for hypervisor_network in networks:
                 if subnet.overlaps(hypervisor_network):
                     errors.append("%s.private_subnet: %s overlaps the hypervisor network %s"
@@ -264,8 +279,8 @@ def _check_cloud_network(name, network, networks, errors):
             errors.append("%s.private_subnet: %s" % (where, error))
     address = None
     if network.get("address") and network["address"] != "localhost":
-        address = ipaddress.ip_address(network["address"])
-        claims.append((address, address, (name, "address %s" % address)))
+        address = _ip_address(network["address"])
+        claims.append((address, address, (name, "address %s" % network["address"])))
         if networks and not any(address in net for net in networks):
             errors.append("%s.address: %s is outside its hypervisors' networks" % (where, address))
         reason = _unusable(address, networks)
@@ -414,9 +429,11 @@ def _cloud_vms(cloud, index, known_hosts, errors):
                 hint = " (cloud names of frontend_nodes clouds get -fe/-ncN added)"
             errors.append("%s: name: %s%s" % (where, problem, hint))
             return None
-        settings = dict(base)
-        if vm_name in per_vm:
-            settings.update(_fields(per_vm[vm_name], VM_ENTRY_FIELDS, where, errors, "vms." + vm_name))
+        # VMs without settings of their own share the cloud's (read only from here on).
+        settings = base
+        if vm_name in per_vm or vm_name in macs:
+            settings = dict(base)
+            settings.update(_fields(per_vm.get(vm_name, {}), VM_ENTRY_FIELDS, where, errors, "vms." + vm_name))
         if vm_name in macs and "mac" not in settings:
             try:
                 settings["mac"] = _mac(macs[vm_name])
@@ -451,6 +468,19 @@ def plan(clouds, hypervisors):
     memory, disk_bytes, vnc_password_set, disk: <lvm_vm_disk_disks entry>,
     qemu_vm: <qemu_vm arguments without the VNC password>}.
     """
+    # A plan is a few small dicts per VM and no reference cycles: the cyclic garbage
+    # collector, set off again and again by those allocations, would only scan them (about
+    # a third of a 100,000-VM plan's time). It is switched back on as it was, always.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _plan(clouds, hypervisors)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _plan(clouds, hypervisors):
     errors = []
     if not isinstance(hypervisors, dict):
         return {"errors": ["the hypervisors are not a mapping: %r" % (hypervisors,)], "vms": {}}
@@ -474,7 +504,8 @@ def plan(clouds, hypervisors):
             errors.append("cloud %s: name: defined twice" % name)
             continue
         seen_clouds.add(name)
-        networks = [settings[host]["network"] for host in hosts if settings[host].get("network")]
+        # Hypervisors of one cloud mostly share their network: check it once.
+        networks = list(dict.fromkeys(settings[host]["network"] for host in hosts if settings[host].get("network")))
         claims.extend(_check_cloud_network(name, network, networks, errors))
         node_pool = _node_pool(network)
         own_address = _ip_or_none(network.get("address"))
@@ -562,10 +593,10 @@ def _claim_vm_address(planned, vm, network, own, pool, host_settings, claims, er
     address; node controllers take `node_addresses` in order, else the next free addresses
     after the cloud's address.
     """
-    where = "cloud %s: VM %s" % (planned["cloud"], planned["name"])
-    hypervisor_network = host_settings.get("network")
     if vm.get("address"):
-        address = ipaddress.ip_address(vm["address"])
+        where = "cloud %s: VM %s" % (planned["cloud"], planned["name"])
+        hypervisor_network = host_settings.get("network")
+        address = _ip_address(vm["address"])
         claims.append((address, address, (planned["cloud"], "address %s of VM %s" % (address, planned["name"]))))
         if hypervisor_network and address not in hypervisor_network:
             errors.append("%s: address: %s is outside the network of %s (%s)"
@@ -580,8 +611,8 @@ def _claim_vm_address(planned, vm, network, own, pool, host_settings, claims, er
         return own
     if pool is not None:
         if not pool:
-            errors.append("%s: network.node_addresses %s has no address left for it"
-                          % (where, network["node_addresses"]))
+            errors.append("cloud %s: VM %s: network.node_addresses %s has no address left for it"
+                          % (planned["cloud"], planned["name"], network["node_addresses"]))
             return None
         return str(pool.pop(0))
     return _AUTO if own and ":" not in own else None  # automatic addresses are IPv4 only
@@ -623,7 +654,7 @@ def _assign_node_addresses(automatic, claims, settings, errors):
         low, high = bounds.get(planned["hypervisor"], (0, 2 ** 32 - 1))
         start = resume.get(planned["cloud"])
         if start is None:
-            start = int(ipaddress.IPv4Address(network["cloud_address"])) + 1
+            start = int(_ip_address(network["cloud_address"])) + 1
         candidate = next_free(start)
         address = candidate if low <= candidate <= high else None
         if address is None:
@@ -633,7 +664,12 @@ def _assign_node_addresses(automatic, claims, settings, errors):
             continue
         taken.add(address)
         resume[planned["cloud"]] = address + 1
-        network["address"] = str(ipaddress.IPv4Address(address))
+        network["address"] = _ipv4_text(address)
+
+
+def _ipv4_text(number):
+    """Dotted-quad text of an IPv4 address given as an integer (str(IPv4Address(n)), faster)."""
+    return "%d.%d.%d.%d" % (number >> 24, number >> 16 & 255, number >> 8 & 255, number & 255)
 
 
 def _assign_macs(vms, taken):
@@ -738,7 +774,7 @@ def hypervisor_facts(hosts, hostvars):
 
 def _ip_or_none(text):
     try:
-        return str(ipaddress.ip_address(text))
+        return str(_ip_address(text))
     except (TypeError, ValueError):
         return None
 
