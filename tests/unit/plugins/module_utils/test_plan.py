@@ -1,5 +1,6 @@
 """nestlab.cloudlab _plan: expansion, MACs and every kind of IP-plan error (data-driven)."""
 
+import gc
 import pathlib
 import re
 
@@ -55,6 +56,21 @@ def test_overlaps_sorts_once_and_ignores_a_cloud_against_itself():
                             interval("10.0.0.9", "10.0.0.20", ("b", "r3")),
                             interval("::1", "::1", ("c", "v6"))])
     assert found == [(("a", "r1"), ("b", "r3"))]
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_planning_leaves_the_garbage_collector_as_it_found_it(collecting):
+    was = gc.isenabled()
+    try:
+        if not collecting:
+            gc.disable()
+        _plan.plan([{"name": "lab"}], DATA["hypervisors"])
+        assert gc.isenabled() is collecting
+        _plan.plan([{"name": "lab"}], None)  # a refused plan returns early
+        assert gc.isenabled() is collecting
+    finally:
+        if was:
+            gc.enable()
 
 
 def test_filter_is_registered():
