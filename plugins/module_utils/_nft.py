@@ -87,6 +87,12 @@ def plan(ruleset, bridges, state="present"):
     return commands, wanted
 
 
+def replay_script(wanted):
+    """The persistence file holding WANTED (insert commands), replayed after nftables loads."""
+    return ("# Managed by nestlab.cloudlab.nft_bridge_forward; replayed after nftables loads.\n"
+            + "".join(line + "\n" for line in wanted))
+
+
 def load(text):
     """Parse `nft -j list ruleset` output; an empty output is an empty ruleset."""
     return json.loads(text) if text.strip() else {"nftables": []}

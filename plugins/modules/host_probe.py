@@ -49,6 +49,20 @@ options:
     type: list
     elements: str
     default: []
+  nft_forward:
+    description:
+      - Whether the nftables forward rules of M(nestlab.cloudlab.nft_bridge_forward) are in
+        place for these bridges, and its replay file up to date, as that module would see it.
+    type: dict
+    suboptions:
+      bridges:
+        description: The bridges whose forwarding must be accepted.
+        type: list
+        elements: str
+        required: true
+      persist_file:
+        description: The replay file nft_bridge_forward keeps.
+        type: path
 """
 
 EXAMPLES = r"""
@@ -95,9 +109,18 @@ packages:
   returned: always
   type: dict
   sample: {"qemu-system-x86": true}
+nft_forward:
+  description:
+    - With I(nft_forward), C(available) (the host has nft), C(commands) (what
+      nft_bridge_forward would run) and C(persist_current) (its replay file already holds the
+      wanted rules; true without I(nft_forward.persist_file)).
+  returned: when I(nft_forward) is set
+  type: dict
+  sample: {"available": true, "commands": [], "persist_current": true}
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._nft import load, plan, replay_script
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._probe import (
     describe_path, parse_dpkg_query, parse_systemctl_show, read_sysctl)
 
@@ -128,6 +151,19 @@ def probe_packages(module, packages):
     return {name: name in installed for name in packages}
 
 
+def probe_nft_forward(module, request):
+    """What nft_bridge_forward would do for REQUEST (bridges, persist_file), without doing it."""
+    nft = module.get_bin_path("nft")
+    rc, out, _err = module.run_command([nft, "-j", "list", "ruleset"]) if nft else (1, "", "")
+    if rc != 0:  # no nft, or no nf_tables: nft_bridge_forward itself says why, if it is used
+        return {"available": False, "commands": [], "persist_current": False}
+    commands, wanted = plan(load(out), request["bridges"])
+    current = True
+    if request.get("persist_file"):
+        current = describe_path(request["persist_file"], False).get("content") == replay_script(wanted)
+    return {"available": True, "commands": commands, "persist_current": current}
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -136,17 +172,23 @@ def main():
             "sysctls": {"type": "list", "elements": "str", "default": []},
             "units": {"type": "list", "elements": "str", "default": []},
             "packages": {"type": "list", "elements": "str", "default": []},
+            "nft_forward": {"type": "dict", "options": {
+                "bridges": {"type": "list", "elements": "str", "required": True},
+                "persist_file": {"type": "path"},
+            }},
         },
         supports_check_mode=True,
     )
     params = module.params
-    module.exit_json(
-        changed=False,
-        paths={path: describe_path(path, params["follow"]) for path in params["paths"]},
-        sysctls={key: read_sysctl(key) for key in params["sysctls"]},
-        units=probe_units(module, params["units"]),
-        packages=probe_packages(module, params["packages"]),
-    )
+    result = {
+        "paths": {path: describe_path(path, params["follow"]) for path in params["paths"]},
+        "sysctls": {key: read_sysctl(key) for key in params["sysctls"]},
+        "units": probe_units(module, params["units"]),
+        "packages": probe_packages(module, params["packages"]),
+    }
+    if params["nft_forward"]:
+        result["nft_forward"] = probe_nft_forward(module, params["nft_forward"])
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._nft import forward_chains, load, plan
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._nft import forward_chains, load, plan, replay_script
 
 
 def read_ruleset(module, nft):
@@ -85,8 +85,7 @@ def read_ruleset(module, nft):
 
 def persist(module, path, wanted):
     """Write the replay script; returns True when its content changed."""
-    content = "# Managed by nestlab.cloudlab.nft_bridge_forward; replayed after nftables loads.\n"
-    content += "".join(line + "\n" for line in wanted)
+    content = replay_script(wanted)
     try:
         with open(path, encoding="utf-8") as handle:
             if handle.read() == content:

@@ -228,6 +228,14 @@ pruned:
   returned: when I(vms) is given
   type: list
   elements: str
+others:
+  description:
+    - With I(vms), the qemu processes the host ran before this call that are none of the
+      listed (or pruned) VMs, as C(pid) and C(name) (null when the command line names none).
+  returned: when I(vms) is given
+  type: list
+  elements: dict
+  sample: [{"pid": 4242, "name": "handmade"}]
 state:
   description: The VM's state after the run (C(running), C(stopped) or C(absent)).
   returned: always (per VM inside C(vms) when I(vms) is given)
@@ -568,7 +576,7 @@ def request_set_errors(vms, survey):
 
 
 def converge(module, requests, prune):
-    """Converge REQUESTS (one dict of VM_OPTIONS each); returns (per-VM results, pruned names)."""
+    """Converge REQUESTS (one dict of VM_OPTIONS each); returns (results, pruned names, other qemu)."""
     state_dir = module.params["state_dir"]
     book_path = os.path.join(state_dir, "allocations.json")
     errors = []
@@ -609,6 +617,9 @@ def converge(module, requests, prune):
                 vm.plan_stopped(book)
             else:
                 vm.plan_absent(book)
+    ours = {vm.pid for vm in vms}  # as surveyed, before any of them is started or stopped
+    others = [{"pid": pid, "name": vm_name_of(argv)} for pid, argv in sorted(survey.processes.items())
+              if pid not in ours]
     # Acting (or, in check mode, only reading the status of running VMs) happens in parallel.
     busy = [vm for vm in vms if vm.action or (vm.pid and vm.result.get("state") == "running")]
     if module.check_mode:
@@ -620,7 +631,7 @@ def converge(module, requests, prune):
         failures = [error for error in pool.map(work, busy) if error]
     if failures:
         module.fail_json(msg="; ".join(failures), vms=[vm.result for vm in vms], pruned=pruned)
-    return [vm.result for vm in vms], pruned
+    return [vm.result for vm in vms], pruned, others
 
 
 def main():
@@ -640,13 +651,14 @@ def main():
     try:
         if module.params["vms"] is None:
             request = {key: module.params[key] for key in VM_OPTIONS}
-            results, _pruned = converge(module, [request], prune=False)
+            results, _pruned, _others = converge(module, [request], prune=False)
             module.exit_json(**results[0])
-        results, pruned = converge(module, module.params["vms"], module.params["prune"])
+        results, pruned, others = converge(module, module.params["vms"], module.params["prune"])
     except (SpecError, AllocationError, QmpError) as error:
         module.fail_json(msg=str(error))
     diffs = [result.pop("diff") for result in results if "diff" in result]
-    outcome = {"changed": any(result["changed"] for result in results), "vms": results, "pruned": pruned}
+    outcome = {"changed": any(result["changed"] for result in results), "vms": results, "pruned": pruned,
+               "others": others}
     if diffs:
         outcome["diff"] = diffs
     module.exit_json(**outcome)

@@ -1,5 +1,9 @@
 """host_probe against the controller itself: real files, /proc/sys and the package manager."""
 
+import json
+import os
+
+from ansible_collections.nestlab.cloudlab.plugins.module_utils import _nft
 from ansible_collections.nestlab.cloudlab.plugins.modules import host_probe
 
 
@@ -18,3 +22,49 @@ def test_one_run_reads_paths_sysctls_units_and_packages(tmp_path, run_module):
     assert result["sysctls"] == {"kernel.ostype": "Linux", "net.nestlab.nothing": None}
     assert result["units"]["nestlab-no-such.service"]["exists"] is False
     assert result["packages"] == {"dpkg": True, "nestlab-no-such-package": False}
+
+
+def fake_nft(directory, ruleset, rc=0):
+    """An `nft` on PATH that prints RULESET for `nft -j list ruleset` (the thin edge here)."""
+    directory.mkdir()
+    script = directory / "nft"
+    script.write_text("#!/bin/sh\ncat <<'JSON'\n%s\nJSON\nexit %d\n" % (json.dumps(ruleset), rc), encoding="utf-8")
+    script.chmod(0o755)
+    return str(directory)
+
+
+FORWARD_DROP = {"nftables": [{"chain": {"family": "inet", "table": "filter", "name": "forward", "handle": 2,
+                                        "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}}]}
+
+
+def test_nft_forward_says_what_nft_bridge_forward_would_do(tmp_path, run_module, monkeypatch):
+    monkeypatch.setenv("PATH", fake_nft(tmp_path / "bin", FORWARD_DROP) + os.pathsep + os.environ["PATH"])
+    replay = tmp_path / "bridge-forward.nft"
+    request = {"nft_forward": {"bridges": ["br0"], "persist_file": str(replay)}}
+    missing = run_module(host_probe, request)["nft_forward"]
+    assert missing["available"] is True
+    assert missing["commands"] == ['insert rule inet filter forward iifname "br0" oifname "br0" accept '
+                                   'comment "nestlab-bridge-forward br0"']
+    assert missing["persist_current"] is False
+
+    # The same rule in place and its replay file written: nothing to do.
+    rule = {"rule": {"family": "inet", "table": "filter", "chain": "forward", "handle": 7,
+                     "comment": "nestlab-bridge-forward br0", "expr": []}}
+    (tmp_path / "bin" / "nft").unlink()
+    (tmp_path / "bin").rmdir()
+    fake_nft(tmp_path / "bin", {"nftables": FORWARD_DROP["nftables"] + [rule]})
+    replay.write_text(_nft.replay_script(_nft.plan(_nft.load(json.dumps(FORWARD_DROP)), ["br0"])[1]),
+                      encoding="utf-8")
+    assert run_module(host_probe, request)["nft_forward"] == {
+        "available": True, "commands": [], "persist_current": True}
+
+
+def test_nft_forward_without_a_working_nft_is_unavailable(tmp_path, run_module, monkeypatch):
+    monkeypatch.setenv("PATH", fake_nft(tmp_path / "bin", {}, rc=1) + os.pathsep + os.environ["PATH"])
+    result = run_module(host_probe, {"nft_forward": {"bridges": ["br0"]}})
+    assert result["exit_code"] == 0
+    assert result["nft_forward"] == {"available": False, "commands": [], "persist_current": False}
+
+
+def test_nft_forward_is_left_out_unless_asked(run_module):
+    assert "nft_forward" not in run_module(host_probe, {"sysctls": ["kernel.ostype"]})

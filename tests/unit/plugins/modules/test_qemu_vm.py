@@ -33,6 +33,11 @@ def test_one_call_starts_a_set_keeps_it_and_prunes_it(state_dir, run_module):
     assert len({vm["vnc"]["display"] for vm in first["vms"]}) == 3
     again = run_module(qemu_vm, {"vms": [tiny("a"), tiny("b"), tiny("c")], "state_dir": state_dir})
     assert not again["changed"] and [vm["pid"] for vm in again["vms"]] == [vm["pid"] for vm in first["vms"]]
+    # A set's own VMs are not "others"; another state dir's call sees them as others, by name.
+    pids = {vm["pid"]: vm["name"] for vm in first["vms"]}
+    assert not pids.keys() & {other["pid"] for other in again["others"]}
+    elsewhere = run_module(qemu_vm, {"vms": [], "state_dir": os.path.join(state_dir, "elsewhere")})
+    assert {other["pid"]: other["name"] for other in elsewhere["others"] if other["pid"] in pids} == pids
     # Check mode on the running set reads each VM's status, as a normal run does, and changes nothing.
     single = run_module(qemu_vm, dict(tiny("b"), state_dir=state_dir), check_mode=True)
     assert not single["changed"] and single["state"] == "running" and single["status"] in ("paused", "prelaunch")
