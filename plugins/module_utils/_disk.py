@@ -91,6 +91,40 @@ def plan(current, requested, state, allow_grow=True, force=False, in_use=False, 
     return "shrink"
 
 
+# A volume group this run creates: LVM's default extent size, and the first MiB of each PV
+# that pvcreate's default data alignment keeps for the metadata.
+DEFAULT_EXTENT = 4 * UNITS["m"]
+PV_METADATA = UNITS["m"]
+
+
+def pv_usable(device_size, extent):
+    """Bytes a new PV of DEVICE_SIZE adds to a volume group with EXTENT-sized extents."""
+    return max(0, (device_size - PV_METADATA) // extent * extent)
+
+
+def volume_group_problems(vg, exists, requested, missing, owners, signatures, force):
+    """Why the volume group VG cannot be used or made from the devices REQUESTED (sentences).
+
+    EXISTS says whether VG exists; MISSING lists requested devices the host lacks; OWNERS
+    maps requested devices that are PVs of another volume group to it; SIGNATURES maps
+    requested devices that carry data (and are no PV) to what blkid found there.
+    """
+    problems = []
+    if not exists and not requested:
+        problems.append("volume group %s does not exist and pvs is empty, so there is nothing to create "
+                        "it from: list its devices in pvs (lvm_vm_disk_pvs), or use the file backend" % vg)
+    if missing:
+        problems.append("device %s does not exist on this host" % ", ".join(missing))
+    if owners:
+        problems.append("%s already belong to another volume group (%s), not %s"
+                        % (", ".join(owners), ", ".join(owners.values()), vg))
+    if signatures and not force:
+        problems.append("found a filesystem, partition table or other signature on %s (%s); making them PVs "
+                        "would destroy it. Wipe them yourself or set force=true"
+                        % (", ".join(signatures), ", ".join(signatures.values())))
+    return problems
+
+
 def open_by(path, root="/"):
     """PIDs of processes that hold PATH (after resolving links) open."""
     target = os.path.realpath(path)

@@ -14,6 +14,8 @@ description:
   - Shrinking is refused unless I(force=true), and so is removing or shrinking a disk a
     running process (a VM) holds open.
   - Unlike M(community.general.lvol), which shrinks by default, a smaller size is an error.
+  - With I(pvs), the volume group is created from those devices when it does not exist, or
+    extended with the ones it does not hold yet, in the same run and after the same checks.
 author:
   - nestlab.cloudlab developers (@nestlab)
 extends_documentation_fragment:
@@ -59,8 +61,24 @@ options:
     choices: [lvm, file]
     default: lvm
   vg:
-    description: Volume group of the LV (must exist). Required with I(backend=lvm).
+    description:
+      - Volume group of the LV. Required with I(backend=lvm).
+      - It must exist, unless I(pvs) lists the devices to create it from.
     type: str
+  pvs:
+    description:
+      - Devices the volume group is made of (C(backend=lvm) only). A missing group is created
+        from them (C(vgcreate)); devices it does not hold yet are added (C(vgextend)). Devices
+        it holds but that are not listed stay in it.
+      - Refused, before any change, when a device does not exist or is a PV of another volume
+        group, and when a device that is no PV carries a filesystem, a partition table or
+        another signature (unless I(force=true), which wipes it).
+      - Free space of a group this run creates or extends counts 4 MiB extents after the
+        first MiB of each new device (LVM's defaults).
+    type: list
+    elements: path
+    default: []
+    version_added: 0.3.0
   directory:
     description: Directory of the image file (must exist). Required with I(backend=file).
     type: path
@@ -84,7 +102,9 @@ options:
     type: bool
     default: true
   force:
-    description: Allow shrinking an existing disk to I(size), which destroys data past the new end.
+    description:
+      - Allow shrinking an existing disk to I(size), which destroys data past the new end.
+      - Also allow wiping the signatures of I(pvs) devices before they become PVs.
     type: bool
     default: false
 """
@@ -103,9 +123,10 @@ EXAMPLES = r"""
     directory: /var/lib/nestlab/disks
     size: 40g
 
-- name: All disks of a hypervisor in one run, checked together before any changes
+- name: All disks of a hypervisor in one run, vg01 made from /dev/sdb first when missing
   nestlab.cloudlab.vm_disk:
     vg: vg01
+    pvs: [/dev/sdb]
     disks:
       - {name: fe, size: 100g}
       - {name: nc1, size: 100g}
@@ -138,6 +159,13 @@ previous_size_bytes:
   description: Size before the run, null when the disk did not exist.
   returned: with I(name)
   type: int
+volume_group:
+  description:
+    - With I(backend=lvm), the volume group's C(name), the C(action) taken (or, in check
+      mode, to take) on it (C(create), C(extend) or null) and the devices C(added) to it.
+  returned: with I(backend=lvm)
+  type: dict
+  sample: {"name": "vg01", "action": "create", "added": ["/dev/sdb"]}
 disks:
   description: With I(disks), one result per disk (C(name), C(changed), C(path), C(action), C(size_bytes), C(previous_size_bytes)), in order.
   returned: when I(disks) is given
@@ -150,43 +178,87 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._disk import (
-    DiskError, check_name, human, open_by, parse_size, plan, round_up)
+    DEFAULT_EXTENT, DiskError, check_name, human, open_by, parse_size, plan, pv_usable, round_up,
+    volume_group_problems)
+
+
+def device_size(path):
+    """Size in bytes of a block device (or file), by seeking to its end."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        return os.lseek(descriptor, 0, os.SEEK_END)
+    finally:
+        os.close(descriptor)
+
+
+class VolumeGroup:
+    """The LVM backend's volume group: read once, made or extended from PVS after every check."""
+
+    def __init__(self, module, name, pvs, force):
+        self.module, self.name, self.force = module, name, force
+        rc, out, _err = module.run_command(["vgs", "--noheadings", "--units", "b", "--nosuffix", "--separator",
+                                            "|", "-o", "vg_extent_size,vg_free,pv_name", name])
+        rows = [line.strip().split("|") for line in out.splitlines() if line.strip()] if rc == 0 else []
+        self.exists = bool(rows)
+        self.extent = int(rows[0][0]) if rows else DEFAULT_EXTENT
+        self.free = int(rows[0][1]) if rows else 0
+        members = {os.path.realpath(row[2]) for row in rows}
+        self.added = [device for device in dict.fromkeys(pvs) if os.path.realpath(device) not in members]
+        missing, owners, self.signatures = [], {}, {}
+        for device in self.added:
+            if not os.path.exists(device):
+                missing.append(device)
+                continue
+            rc, out, _err = module.run_command(["pvs", "--noheadings", "-o", "vg_name", device])
+            if rc == 0:  # a PV already: free to join unless another group holds it
+                if out.strip():
+                    owners[device] = out.strip()
+                continue
+            rc, out, _err = module.run_command(["blkid", "-p", "-o", "export", device])
+            if rc == 0:  # blkid exits 2 when it finds no signature
+                found = [line for line in out.splitlines() if line.startswith(("TYPE=", "PTTYPE="))]
+                self.signatures[device] = found[0] if found else "a signature"
+            self.free += pv_usable(device_size(device), self.extent)
+        self.problems = volume_group_problems(name, self.exists, pvs, missing, owners, self.signatures, force)
+        self.action = None if not self.added else "extend" if self.exists else "create"
+
+    def apply(self):
+        if not self.action:
+            return
+        for device in self.signatures:  # only reached with force
+            self.module.run_command(["wipefs", "--all", device], check_rc=True)
+        command = "vgcreate" if self.action == "create" else "vgextend"
+        self.module.run_command([command, self.name] + self.added, check_rc=True)
+
+    def result(self):
+        return {"name": self.name, "action": self.action, "added": self.added}
 
 
 class LvmDisk:
     """Reads and changes one LV through the LVM command-line tools."""
 
-    def __init__(self, module, name, vg):
-        self.module, self.name, self.vg = module, name, vg
-        self.path = "/dev/%s/%s" % (vg, name)
-        self.extent = None
-        self.free = None
-
-    def _report(self, argv):
-        rc, out, err = self.module.run_command(argv)
-        return rc, out.strip(), err.strip()
+    def __init__(self, module, name, group):
+        self.module, self.name, self.group = module, name, group
+        self.vg = group.name
+        self.path = "/dev/%s/%s" % (self.vg, name)
 
     def read(self):
-        rc, out, err = self._report(["vgs", "--noheadings", "--units", "b", "--nosuffix",
-                                     "--separator", "|", "-o", "vg_extent_size,vg_free", self.vg])
-        if rc != 0:
-            raise DiskError("volume group %s does not exist on this host (%s)" % (self.vg, err))
-        extent, free = out.split("|")
-        self.extent, self.free = int(extent), int(free)
-        rc, out, err = self._report(["lvs", "--noheadings", "--units", "b", "--nosuffix",
-                                     "--separator", "|", "-o", "lv_size,lv_attr",
-                                     "%s/%s" % (self.vg, self.name)])
+        if not self.group.exists:
+            return None, False  # the group this run creates holds no LV yet
+        rc, out, _err = self.module.run_command(["lvs", "--noheadings", "--units", "b", "--nosuffix",
+                                                 "--separator", "|", "-o", "lv_size,lv_attr",
+                                                 "%s/%s" % (self.vg, self.name)])
         if rc != 0:
             return None, False
-        size, attr = out.split("|")
+        size, attr = out.strip().split("|")
         return int(size), len(attr) > 5 and attr[5] == "o"
 
     def granularity(self):
-        return self.extent
+        return self.group.extent
 
     def space(self):
-        """(where, free bytes) for the space check: the volume group."""
-        return "volume group %s" % self.vg, self.free
+        """(where, free bytes) for the space check: the volume group, with the PVs this run adds."""
+        return "volume group %s" % self.vg, self.group.free
 
     def apply(self, action, size):
         if action == "remove":
@@ -248,12 +320,12 @@ class FileDisk:
 class Planned:
     """One disk request, read and planned; applied only after every request of the run passed."""
 
-    def __init__(self, module, params):
+    def __init__(self, module, params, group):
         check_name(params["name"])
         if params["state"] == "present" and not params.get("size"):
             raise DiskError("%s: size is required with state=present" % params["name"])
         if params["backend"] == "lvm":
-            self.disk = LvmDisk(module, params["name"], params["vg"])
+            self.disk = LvmDisk(module, params["name"], group)
         else:
             self.disk = FileDisk(module, params["name"], params["directory"], params["format"])
         self.name = params["name"]
@@ -291,23 +363,35 @@ def space_errors(planned):
             for where, entry in needs.items() if entry["free"] is not None and entry["needed"] > entry["free"]]
 
 
-def run(module, requests, common):
-    """Read and plan every request, refuse them all on any problem, then apply them in order."""
-    planned, errors = [], []
-    for request in requests:
-        try:
-            planned.append(Planned(module, dict(common, **request)))
-        except DiskError as error:
-            if str(error) not in errors:  # a missing volume group is said once, not per disk
+def run(module, requests, common, pvs):
+    """Read the volume group and plan every request, refuse all on any problem, then apply in order.
+
+    Returns (planned disks, the volume group or None).
+    """
+    group = None
+    errors = []
+    if common["backend"] == "lvm":
+        group = VolumeGroup(module, common["vg"], pvs, common["force"])
+        errors.extend(group.problems)
+    elif pvs:
+        errors.append("pvs make a volume group: they go with backend=lvm, not %s" % common["backend"])
+    planned = []
+    if not errors:  # disks of a group that cannot be used or made are not worth reading
+        for request in requests:
+            try:
+                planned.append(Planned(module, dict(common, **request), group))
+            except DiskError as error:
                 errors.append(str(error))
-    errors.extend(space_errors(planned))
+        errors.extend(space_errors(planned))
     if errors:
-        raise DiskError("; ".join(errors) + (". Nothing was changed." if len(requests) > 1 else ""))
+        raise DiskError("; ".join(errors) + ". Nothing was changed.")
     if not module.check_mode:
+        if group:
+            group.apply()
         for disk in planned:
             if disk.action:
                 disk.disk.apply(disk.action, disk.requested)
-    return planned
+    return planned, group
 
 
 def main():
@@ -322,6 +406,7 @@ def main():
             "disks": {"type": "list", "elements": "dict", "options": disk_options},
             "backend": {"type": "str", "choices": ["lvm", "file"], "default": "lvm"},
             "vg": {"type": "str"},
+            "pvs": {"type": "list", "elements": "path", "default": []},
             "directory": {"type": "path"},
             "format": {"type": "str", "choices": ["qcow2", "raw"], "default": "qcow2"},
             "size": {"type": "str"},
@@ -339,15 +424,19 @@ def main():
     single = params["disks"] is None
     requests = [{"name": params["name"], "size": params["size"], "state": params["state"]}] if single else params["disks"]
     try:
-        planned = run(module, requests, common)
+        planned, group = run(module, requests, common, params["pvs"])
     except DiskError as error:
         module.fail_json(msg=str(error))
+    extra = {"volume_group": group.result()} if group else {}
+    group_changed = bool(group and group.action)
     if single:
-        module.exit_json(**planned[0].result())
+        result = planned[0].result()
+        result["changed"] = result["changed"] or group_changed
+        module.exit_json(**dict(result, **extra))
     results = [dict(disk.result(), name=disk.name) for disk in planned]
     diffs = [result.pop("diff") for result in results]
-    module.exit_json(changed=any(result["changed"] for result in results), disks=results,
-                     diff=[diff for diff, result in zip(diffs, results) if result["changed"]])
+    module.exit_json(changed=group_changed or any(result["changed"] for result in results), disks=results,
+                     diff=[diff for diff, result in zip(diffs, results) if result["changed"]], **extra)
 
 
 if __name__ == "__main__":

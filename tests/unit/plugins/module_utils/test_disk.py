@@ -1,6 +1,7 @@
 """nestlab.cloudlab _disk: sizes, names and the data-safety plan."""
 
 import pathlib
+import re
 
 import pytest
 import yaml
@@ -72,3 +73,35 @@ def test_open_by_resolves_links(tmp_path):
     link = tmp_path / "alias"
     link.symlink_to(disk)
     assert _disk.open_by(str(link), str(tmp_path)) == [42]
+
+
+def test_a_new_pv_adds_whole_extents_after_its_metadata():
+    mib = 1024 ** 2
+    assert _disk.pv_usable(1024 * mib, 4 * mib) == 1020 * mib
+    assert _disk.pv_usable(10 * mib + 1, 4 * mib) == 8 * mib
+    assert _disk.pv_usable(mib // 2, 4 * mib) == 0
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"exists": True, "requested": []}, []),
+    ({"exists": False, "requested": ["/dev/vdb"]}, []),
+    ({"exists": False, "requested": []},
+     [r"^volume group vg01 does not exist and pvs is empty, so there is nothing to create it from"]),
+    ({"exists": True, "requested": ["/dev/vdz"], "missing": ["/dev/vdz"]},
+     [r"^device /dev/vdz does not exist on this host$"]),
+    ({"exists": True, "requested": ["/dev/loop1"], "owners": {"/dev/loop1": "othervg"}},
+     [r"^/dev/loop1 already belong to another volume group \(othervg\), not vg01$"]),
+    ({"exists": False, "requested": ["/dev/loop2"], "signatures": {"/dev/loop2": "TYPE=ext4"}},
+     [r"^found a filesystem, partition table or other signature on /dev/loop2 \(TYPE=ext4\); .*set force=true$"]),
+    ({"exists": False, "requested": ["/dev/loop2"], "signatures": {"/dev/loop2": "TYPE=ext4"}, "force": True}, []),
+    ({"exists": True, "requested": ["/dev/loop1", "/dev/vdz"], "missing": ["/dev/vdz"],
+      "owners": {"/dev/loop1": "othervg"}},
+     [r"^device /dev/vdz", r"^/dev/loop1 already belong"]),
+])
+def test_volume_group_problems(kwargs, expected):
+    arguments = {"missing": [], "owners": {}, "signatures": {}, "force": False}
+    arguments.update(kwargs)
+    problems = _disk.volume_group_problems("vg01", **arguments)
+    assert len(problems) == len(expected), problems
+    for problem, pattern in zip(problems, expected):
+        assert re.search(pattern, problem), (pattern, problem)

@@ -95,3 +95,15 @@ def test_the_space_of_all_new_disks_is_checked_together(tmp_path, run_module):
                                    "disks": [{"name": "a", "size": half}, {"name": "b", "size": half}]})
     assert refused["failed"] and "more is needed for a, b" in refused["msg"]
     assert os.listdir(tmp_path) == []
+
+
+def test_pvs_belong_to_the_lvm_backend(tmp_path, run_module):
+    refused = run_module(vm_disk, disk_args(tmp_path, pvs=["/dev/vdb"]))
+    assert refused["failed"] and "pvs make a volume group: they go with backend=lvm, not file" in refused["msg"]
+    assert not (tmp_path / "ciab.qcow2").exists()
+
+
+def test_a_file_device_size_is_read_by_seeking(tmp_path):
+    image = tmp_path / "pv.img"
+    image.write_bytes(b"\0" * 3 * MIB)
+    assert vm_disk.device_size(str(image)) == 3 * MIB
