@@ -26,7 +26,9 @@ description:
     I(phase=confirm) is run, so a controller that cannot reach the host again leaves the
     host to restore itself after I(rollback_timeout) seconds.
   - Run I(phase=apply) with C(async) and C(poll=0), then wait for the connection, then
-    I(phase=confirm); the nestlab.cloudlab.host_bridge role does exactly this.
+    I(phase=confirm); the nestlab.cloudlab.host_bridge role does exactly this. The apply
+    phase waits 2 seconds before its first change, so the reply of C(async) (the job id)
+    reaches the controller before the link it travels on is cut.
 author:
   - nestlab.cloudlab developers (@nestlab)
 extends_documentation_fragment:
@@ -205,6 +207,10 @@ IFUPDOWN_MAIN = "/etc/network/interfaces"
 IFUPDOWN_DIR = "/etc/network/interfaces.d"
 NETPLAN_DIRS = ("/lib/netplan", "/etc/netplan", "/run/netplan")
 IFCFG_DIR = "/etc/sysconfig/network-scripts"
+# Run with async and poll=0, the apply phase starts as async's reply ("job started") travels
+# back to the controller over the very link it is about to cut: it waits this long first, so
+# a slow or loaded controller gets its reply (and the job id it confirms with) every time.
+APPLY_GRACE_SECONDS = 2
 
 
 class Host:
@@ -750,6 +756,7 @@ def apply(module, host):
                              f"it back (phase=rollback) first", pending=rollback.pending())
 
     probe = _bridge.probe_target(spec, facts["default_routes"], params["probe"])
+    time.sleep(APPLY_GRACE_SECONDS)  # before the rollback's clock starts
     if isinstance(plan, NetworkManager):
         plan.arm_checkpoint(params["rollback_timeout"])
     result["pending"] = rollback.arm(plan, params["rollback_timeout"])
