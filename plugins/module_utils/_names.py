@@ -26,8 +26,8 @@ LVM_RESERVED_PARTS = ("_cdata", "_cmeta", "_corig", "_mlog", "_mimage", "_pmspar
                       "_rmeta", "_tdata", "_tmeta", "_vorigin", "_vdata")
 LVM_RESERVED_PREFIXES = ("snapshot", "pvmove")
 # Both lists in one pattern: a name is scanned once (the planner checks every VM of a lab).
-_LVM_RESERVED = re.compile("(?P<prefix>^(?:%s))|%s" % ("|".join(LVM_RESERVED_PREFIXES),
-                                                    "|".join(LVM_RESERVED_PARTS)), re.IGNORECASE)
+_LVM_RESERVED = re.compile(
+    "(?P<prefix>^(?:%s))|%s" % ("|".join(LVM_RESERVED_PREFIXES), "|".join(LVM_RESERVED_PARTS)), re.IGNORECASE)
 
 
 def _lvm_problem(name):
