@@ -102,8 +102,8 @@ def parse(text):
         steps.append(("press", held + [key for key in keys if key not in held]))
         position += 1
     if held:
-        raise KeysError("%s is switched on but never off" % ", ".join("<%sOn>" % name for name, qcode
-                                                                        in MODIFIERS.items() if qcode in held))
+        names = ["<%sOn>" % name for name, qcode in MODIFIERS.items() if qcode in held]
+        raise KeysError("%s is switched on but never off" % ", ".join(names))
     return steps
 
 
