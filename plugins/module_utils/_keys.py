@@ -61,6 +61,11 @@ def char_keys(char):
     raise KeysError("cannot type %r on a US keyboard layout" % char)
 
 
+def _press(keys, held):
+    """One press of KEYS with the HELD modifiers down (each qcode once)."""
+    return ("press", held + [key for key in keys if key not in held])
+
+
 def _tag_steps(name, held):
     """Steps for one <NAME> tag; HELD (the modifiers held down) is updated in place."""
     lowered = name.lower()
@@ -69,9 +74,9 @@ def _tag_steps(name, held):
         amount = float(wait.group(1)) if wait.group(1) else 1.0
         return [("wait", amount * _UNITS[wait.group(2)])]
     if lowered in NAMED_KEYS:
-        return [("press", held + [NAMED_KEYS[lowered]])]
+        return [_press([NAMED_KEYS[lowered]], held)]
     if lowered in LITERALS:
-        return [("press", held + [key for key in char_keys(LITERALS[lowered]) if key not in held])]
+        return [_press(char_keys(LITERALS[lowered]), held)]
     for suffix, holding in (("on", True), ("off", False)):
         base = lowered[:-len(suffix)]
         if lowered.endswith(suffix) and base in _MODIFIERS_LOWER:
@@ -98,15 +103,10 @@ def parse(text):
             steps.extend(_tag_steps(tag.group(1), held))
             position = tag.end()
             continue
-        keys = char_keys(text[position])
-        steps.append(("press", held + [key for key in keys if key not in held]))
+        steps.append(_press(char_keys(text[position]), held))
         position += 1
     if held:
         names = ["<%sOn>" % name for name, qcode in MODIFIERS.items() if qcode in held]
         raise KeysError("%s is switched on but never off" % ", ".join(names))
     return steps
 
-
-def duration(steps, interval):
-    """Seconds the STEPS take at INTERVAL seconds between key presses."""
-    return sum(value if kind == "wait" else interval for kind, value in steps)
