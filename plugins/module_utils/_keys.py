@@ -109,4 +109,3 @@ def parse(text):
         names = ["<%sOn>" % name for name, qcode in MODIFIERS.items() if qcode in held]
         raise KeysError("%s is switched on but never off" % ", ".join(names))
     return steps
-
