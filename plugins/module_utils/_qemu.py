@@ -42,6 +42,22 @@ def runtime_paths(state_dir, name):
     }
 
 
+def installed_path(state_dir, name):
+    """Where a VM's installed record lives: outside its runtime files, which `absent` removes,
+    because it belongs to the disks, which `absent` keeps."""
+    return os.path.join(state_dir, "installed", name + ".json")
+
+
+def installed_record(state_dir, name, disks):
+    """The VM's installed record when it is for these DISKS (a list of paths), else None."""
+    try:
+        with open(installed_path(state_dir, name), encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("disks") == list(disks) else None
+
+
 def own_pid(paths):
     """PID of the VM's qemu when it runs: the pidfile's process, if its argv is the VM's."""
     try:
@@ -80,9 +96,14 @@ def default_cpu(accel, vendor):
 
 def boot_argument(boot, has_cdrom):
     """-boot value: 'once' boots the ISO first and the disk after the installer reboots."""
-    if boot == "cdrom" or (boot == "once" and has_cdrom):
-        return "once=d" if boot == "once" else "d"
-    return "c"
+    if has_cdrom and boot in ("cdrom", "install"):
+        return "d"
+    return "once=d" if has_cdrom and boot == "once" else "c"
+
+
+def installing(spec):
+    """Whether SPEC (boot=install) starts the installer: only until the VM is recorded installed."""
+    return spec["boot"] == "install" and not spec.get("installed")
 
 
 def is_loopback(address):
@@ -108,8 +129,12 @@ def build_argv(spec, allocation, paths, binary="qemu-system-x86_64"):
     """The full qemu command line of a VM.
 
     SPEC holds the normalized request (name, memory, vcpus, cpu, accel, disks, nics,
-    cdrom, boot, vnc_listen, vnc_password, extra_args); ALLOCATION the MACs and display.
+    cdrom, boot, installed, installer_args, vnc_listen, vnc_password, extra_args);
+    ALLOCATION the MACs and display. With boot=install the installer (the ISO and
+    installer_args) runs until the VM is installed, under -no-reboot and -no-shutdown so that
+    its final reboot or power-off leaves it halted for the install wait to see; then the disk.
     """
+    cdrom = spec.get("cdrom") if spec["boot"] != "install" or installing(spec) else None
     argv = [binary, "-name", "guest=%s,process=nestlab-%s" % (spec["name"], spec["name"]),
             "-accel", spec["accel"], "-cpu", spec["cpu"],
             "-smp", str(spec["vcpus"]), "-m", str(spec["memory"])]
@@ -118,13 +143,15 @@ def build_argv(spec, allocation, paths, binary="qemu-system-x86_64"):
     for index, nic in enumerate(spec["nics"]):
         argv += ["-netdev", "bridge,id=net%d,br=%s" % (index, nic["bridge"]),
                  "-device", "%s,netdev=net%d,mac=%s" % (nic["model"], index, allocation["macs"][index])]
-    if spec.get("cdrom"):
-        argv += ["-drive", "file=%s,media=cdrom,readonly=on" % escape(spec["cdrom"])]
-    argv += ["-boot", boot_argument(spec["boot"], bool(spec.get("cdrom"))),
+    if cdrom:
+        argv += ["-drive", "file=%s,media=cdrom,readonly=on" % escape(cdrom)]
+    argv += ["-boot", boot_argument(spec["boot"], bool(cdrom)),
              "-vnc", vnc_argument(spec["vnc_listen"], allocation["display"], spec["vnc_password"]),
              "-serial", "file:%s" % paths["serial"],
              "-qmp", "unix:%s,server=on,wait=off" % escape(paths["qmp"]),
              "-pidfile", paths["pidfile"], "-daemonize"]
+    if installing(spec):
+        argv += ["-no-reboot", "-no-shutdown"] + list(spec.get("installer_args") or [])
     return argv + list(spec.get("extra_args") or [])
 
 
@@ -175,16 +202,20 @@ def argv_display(argv):
     return None
 
 
-def argv_disks(argv):
-    """Writable disk paths of a qemu argv (cdroms are shared safely and left out)."""
-    disks = set()
+def argv_disk_paths(argv):
+    """Writable disk paths of a qemu argv, in order (cdroms are shared safely and left out)."""
+    disks = []
     for value in option_values(argv, "-drive"):
         fields = dict(field.split("=", 1) for field in value.split(",") if "=" in field)
         if fields.get("media") != "cdrom" and fields.get("readonly") != "on" and "file" in fields:
-            disks.add(fields["file"])
+            disks.append(fields["file"])
     for option in ("-hda", "-hdb", "-hdc", "-hdd"):
-        disks.update(option_values(argv, option))
+        disks.extend(option_values(argv, option))
     return disks
+
+
+def argv_disks(argv):
+    return set(argv_disk_paths(argv))
 
 
 def vm_name_of(argv):
@@ -301,8 +332,12 @@ def request_errors(spec, host, starting, exists=os.path.exists):
         users = host["disks_in_use"].get(os.path.realpath(disk["path"]))
         if users:
             errors.append("disk %s is in use by running VM %s" % (disk["path"], ", ".join(sorted(users))))
-    if spec.get("cdrom") and not exists(spec["cdrom"]):
+    if spec.get("cdrom") and not exists(spec["cdrom"]) and (spec["boot"] != "install" or installing(spec)):
         errors.append("ISO %s does not exist" % spec["cdrom"])
+    if spec["boot"] == "install" and not spec.get("cdrom") and not spec.get("installer_args"):
+        errors.append("boot=install needs the installer: a cdrom or installer_args (e.g. -kernel)")
+    if spec["boot"] == "install" and not spec["disks"]:
+        errors.append("boot=install needs a disk to install onto")
     for index, nic in enumerate(spec["nics"]):
         bridge = nic["bridge"]
         problem = ifname_problem(bridge, "bridge")

@@ -108,9 +108,27 @@ options:
       - C(once) boots the ISO first and the disk after the installer reboots the VM
         (the disk only when there is no I(cdrom)); C(cdrom) always boots the ISO;
         C(disk) always boots the disk.
+      - C(install) boots the installer (I(cdrom) and I(installer_args)) until the VM is
+        recorded installed, then always the disk, with the ISO and I(installer_args) left
+        out, whether the VM is started again by a re-run, after a crash or C(kill -9), after
+        a host reboot or after C(stopped). While installing, qemu runs with C(-no-reboot)
+        and C(-no-shutdown), so the installer's final reboot or power-off leaves the VM
+        halted; M(nestlab.cloudlab.qemu_vm_install_wait) sees that (or a serial line, or a
+        port), records the VM installed and clears the halted installer. A VM that runs
+        its installer is not restarted because it became installed.
+      - The installed record lives in I(state_dir)C(/installed/NAME.json), for the VM's
+        disks; C(absent) keeps it (it belongs to the disks); removing it reinstalls.
     type: str
-    choices: [once, cdrom, disk]
+    choices: [once, cdrom, disk, install]
     default: once
+  installer_args: &installer_args
+    description:
+      - Further qemu arguments used only while the installer runs (I(boot=install)), such
+        as an answer-file medium (C(-drive file=seed.iso,media=cdrom,readonly=on)) or a
+        direct kernel boot (C(-kernel), C(-initrd), C(-append)).
+    type: list
+    elements: str
+    default: []
   vnc_display: &vnc_display
     description: VNC display number (port 5900 + N), or C(auto) for the lowest free one.
     type: str
@@ -168,6 +186,7 @@ options:
       nics: *nics
       cdrom: *cdrom
       boot: *boot
+      installer_args: *installer_args
       vnc_display: *vnc_display
       vnc_listen: *vnc_listen
       vnc_password: *vnc_password
@@ -276,6 +295,18 @@ argv:
   returned: unless absent (per VM inside C(vms) when I(vms) is given)
   type: list
   elements: str
+installed:
+  description: True when the VM is recorded installed (see I(boot=install)).
+  returned: always (per VM inside C(vms) when I(vms) is given)
+  type: bool
+installing:
+  description: True when the VM's running qemu is its installer (I(boot=install), not yet installed when started).
+  returned: when running
+  type: bool
+launched:
+  description: True when this run started the VM's qemu process (first start, restore or restart).
+  returned: always (per VM inside C(vms) when I(vms) is given)
+  type: bool
 restored:
   description: True when the VM had died (crash, kill -9) and this run started it again.
   returned: always (per VM inside C(vms) when I(vms) is given)
@@ -299,7 +330,7 @@ from ansible_collections.nestlab.cloudlab.plugins.module_utils._kvm import cpu_v
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, acl_rules, argv_disks, argv_display, argv_macs, bridge_exists, build_argv, check_name,
     default_cpu, displays_in_use, fdb_macs, find_acl, listening_ports, mem_available_mib, qemu_processes,
-    own_pid, recorded, request_errors, runtime_paths, spec_fingerprint, vm_name_of)
+    installed_record, installing, own_pid, recorded, request_errors, runtime_paths, spec_fingerprint, vm_name_of)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError, query_status
 
 # The options of one VM: top-level for a single VM, or each element of `vms`.
@@ -318,7 +349,8 @@ VM_OPTIONS = {
         "model": {"type": "str", "default": "virtio-net-pci"},
         "mac": {"type": "str"}}},
     "cdrom": {"type": "path"},
-    "boot": {"type": "str", "choices": ["once", "cdrom", "disk"], "default": "once"},
+    "boot": {"type": "str", "choices": ["once", "cdrom", "disk", "install"], "default": "once"},
+    "installer_args": {"type": "list", "elements": "str", "default": []},
     "vnc_display": {"type": "str", "default": "auto"},
     "vnc_listen": {"type": "str", "default": "127.0.0.1"},
     "vnc_password": {"type": "str", "no_log": True},
@@ -333,7 +365,7 @@ class LaunchError(Exception):
     """qemu refused to start; the message is qemu's own."""
 
 
-def normalize(params, host):
+def normalize(params, host, installed=False):
     """The request as a spec for build_argv, with 'auto' values resolved on this host."""
     accel = params["accel"]
     if accel == "auto":
@@ -350,7 +382,8 @@ def normalize(params, host):
     return {
         "name": params["name"], "memory": params["memory"], "vcpus": params["vcpus"],
         "cpu": cpu, "accel": accel, "disks": disks, "nics": params["nics"],
-        "cdrom": params["cdrom"], "boot": params["boot"], "vnc_display": params["vnc_display"],
+        "cdrom": params["cdrom"], "boot": params["boot"], "installed": installed,
+        "installer_args": params["installer_args"], "vnc_display": params["vnc_display"],
         "vnc_listen": params["vnc_listen"], "vnc_password": params["vnc_password"],
         "extra_args": params["extra_args"],
     }
@@ -446,7 +479,10 @@ class Vm:
         self.name = params["name"]
         self.paths = runtime_paths(state_dir, self.name)
         self.pid = own_pid(self.paths)
-        self.result = {"changed": False, "name": self.name, "restored": False, "config_drift": False}
+        disks = [disk["path"] for disk in params.get("disks") or []]
+        self.installed = params["boot"] == "install" and installed_record(state_dir, self.name, disks) is not None
+        self.result = {"changed": False, "name": self.name, "restored": False, "config_drift": False,
+                       "installed": self.installed, "launched": False}
         self.spec = self.outside = self.argv = self.fingerprint = None
         self.action = None  # what act() does: None, "launch", "restart", "stop", "absent"
 
@@ -455,7 +491,7 @@ class Vm:
         if self.params["state"] != "running":
             return []
         self.outside = survey.outside(self.pid)
-        self.spec = normalize(self.params, self.outside)
+        self.spec = normalize(self.params, self.outside, self.installed)
         problems = request_errors(self.spec, self.outside, starting=self.pid is None)
         return ["%s: %s" % (self.name, problem) for problem in problems]
 
@@ -478,8 +514,13 @@ class Vm:
                                 "listen": self.spec["vnc_listen"]})
         before = recorded(self.paths)
         if self.pid:
-            self.result["pid"] = self.pid
+            self.result.update(pid=self.pid, installing=installing(self.spec))
             if before == self.fingerprint:
+                return
+            if self.installed and before == self.installer_fingerprint(record):
+                # Installed while its installer (or the system it rebooted into) still runs:
+                # left as it is; the next start boots the disk.
+                self.result["installing"] = True
                 return
             self.result["diff"] = {"before": json.dumps((before or {}).get("argv"), indent=1) + "\n",
                                    "after": json.dumps(self.argv, indent=1) + "\n"}
@@ -492,7 +533,12 @@ class Vm:
         else:
             self.action = "launch"
             self.result["restored"] = before is not None and os.path.exists(self.paths["pidfile"])
-        self.result["changed"] = True
+        self.result.update(changed=True, launched=True, installing=installing(self.spec))
+
+    def installer_fingerprint(self, record):
+        """The fingerprint this VM had while its installer ran (same request, not installed)."""
+        argv = build_argv(dict(self.spec, installed=False), record, self.paths)
+        return spec_fingerprint(argv, self.spec["vnc_password"])
 
     def plan_stopped(self, book):
         record = book.get(self.name) or {}

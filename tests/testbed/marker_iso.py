@@ -30,13 +30,18 @@ def boot_image(marker):
     return bytes(code) + bytes(BOOT_IMAGE_SIZE - len(code))
 
 
-def build(output, marker=DEFAULT_MARKER):
+def pack(output, image, label):
+    """Write an ISO labelled LABEL that boots IMAGE (2048 bytes) by El Torito, no emulation."""
     with tempfile.TemporaryDirectory() as staging:
-        (pathlib.Path(staging) / "boot.bin").write_bytes(boot_image(marker))
+        (pathlib.Path(staging) / "boot.bin").write_bytes(image)
         subprocess.run(
-            ["xorriso", "-as", "mkisofs", "-quiet", "-V", "NESTLAB_MARKER", "-o", str(output),
+            ["xorriso", "-as", "mkisofs", "-quiet", "-V", label, "-o", str(output),
              "-b", "boot.bin", "-no-emul-boot", "-boot-load-size", "4", staging],
             check=True, capture_output=True)
+
+
+def build(output, marker=DEFAULT_MARKER):
+    pack(output, boot_image(marker), "NESTLAB_MARKER")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,300 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, nestlab.cloudlab developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: qemu_vm_install_wait
+short_description: Wait until VMs' unattended installs are done and record them installed
+version_added: 0.4.0
+description:
+  - Watches VMs started by M(nestlab.cloudlab.qemu_vm) with I(boot=install), all at once,
+    until each install is done by its I(done_when): the installer halted (its final
+    power-off or reset, which qemu's C(-no-reboot) and C(-no-shutdown) turn into a halt), a
+    serial-log line, or a TCP port answering on the VM's address.
+  - A VM whose install is done is recorded installed (for the disks it was started with),
+    so every later start by M(nestlab.cloudlab.qemu_vm) boots its disk. A halted installer
+    is cleared (its qemu process quits); a VM that still runs (done by serial or port) is
+    left running.
+  - An install that is not done within I(timeout) seconds of the VM's start fails, naming
+    the VM, with the last serial lines and a console picture; so does a VM that stopped
+    before its install was done (killed, crashed). Neither is recorded installed, so the
+    next run of M(nestlab.cloudlab.qemu_vm) starts its installer again.
+  - With I(wait), a call returns after that many seconds with the VMs still installing
+    in C(pending), so a task can repeat it (C(until)) and print progress between calls.
+author:
+  - nestlab.cloudlab developers (@nestlab)
+extends_documentation_fragment:
+  - nestlab.cloudlab.attributes
+  - nestlab.cloudlab.attributes.linux
+attributes:
+  check_mode:
+    support: full
+    details: Looks once at each VM and reports which installs are done; records nothing and waits for nothing.
+  diff_mode:
+    support: none
+options:
+  vms:
+    description: The VMs to watch.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: VM name, as given to M(nestlab.cloudlab.qemu_vm).
+        type: str
+        required: true
+      done_when:
+        description: What ends the install; the first condition met counts.
+        type: dict
+        default: {}
+        suboptions:
+          halt:
+            description: The installer powered the VM off or reset it.
+            type: bool
+            default: true
+          serial:
+            description: A regular expression searched in the VM's serial log (multiline).
+            type: str
+          port:
+            description: A TCP port that answers on I(address) once the installed system is up.
+            type: int
+          address:
+            description: The VM's IP address, for I(port).
+            type: str
+      timeout:
+        description: Seconds from the VM's start after which its install counts as failed.
+        type: int
+        default: 3600
+  wait:
+    description:
+      - Seconds this call waits at most; C(0) waits until every install is done or has failed.
+      - VMs still installing when it returns are listed in C(pending).
+    type: int
+    default: 0
+  poll_interval:
+    description: Seconds between two looks at the VMs.
+    type: float
+    default: 1.0
+  state_dir:
+    description: The I(state_dir) of M(nestlab.cloudlab.qemu_vm).
+    type: path
+    default: /var/lib/nestlab
+seealso:
+  - module: nestlab.cloudlab.qemu_vm
+  - module: nestlab.cloudlab.qemu_vm_keys
+"""
+
+EXAMPLES = r"""
+- name: Wait for the installs, printing a retry line every minute
+  nestlab.cloudlab.qemu_vm_install_wait:
+    vms:
+      - name: ciab
+        done_when: {halt: true}
+        timeout: 3600
+      - name: ciab-nc1
+        done_when: {serial: "^Installation complete", port: 22, address: 10.101.7.11}
+    wait: 60
+  register: installs
+  until: installs.pending == []
+  retries: 60
+  delay: 0
+"""
+
+RETURN = r"""
+vms:
+  description: One entry per VM, in order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: VM name.
+      type: str
+    installed:
+      description: Whether the VM is recorded installed.
+      type: bool
+    done_by:
+      description: C(halt), C(serial), C(port), or C(record) when it was installed before this call.
+      type: str
+    detail:
+      description: The serial line or the address and port that ended the install.
+      type: str
+    seconds:
+      description: Seconds from the VM's start to the end of its install (or to now, while pending).
+      type: int
+    changed:
+      description: Whether this call recorded it installed.
+      type: bool
+pending:
+  description: VMs still installing when the call returned.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import json
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import write_atomic
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._install import (
+    done_when_problems, last_lines, port_answers, serial_match)
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
+    SpecError, argv_disk_paths, check_name, installed_path, installed_record, own_pid, recorded, runtime_paths)
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError, query_status
+
+DONE_WHEN = {"halt": {"type": "bool", "default": True}, "serial": {"type": "str"},
+             "port": {"type": "int"}, "address": {"type": "str"}}
+
+
+class Install:
+    """One VM's install: what it was started with and what ends it."""
+
+    def __init__(self, request, state_dir):
+        self.name = request["name"]
+        self.done_when = request["done_when"]
+        self.timeout = request["timeout"]
+        self.state_dir = state_dir
+        self.paths = runtime_paths(state_dir, self.name)
+        self.argv = (recorded(self.paths) or {}).get("argv") or []
+        self.disks = argv_disk_paths(self.argv)
+        self.result = {"name": self.name, "installed": False, "changed": False}
+        self.failure = None
+
+    def problems(self):
+        problems = done_when_problems(self.done_when)
+        if not self.argv:
+            problems.append("it was never started by nestlab.cloudlab.qemu_vm")
+        elif "-no-shutdown" not in self.argv and installed_record(self.state_dir, self.name, self.disks) is None:
+            problems.append("it was not started with boot=install")
+        return ["%s: %s" % (self.name, problem) for problem in problems]
+
+    def started(self):
+        try:
+            return os.path.getmtime(self.paths["pidfile"])
+        except OSError:
+            return time.time()
+
+    def serial_text(self):
+        try:
+            with open(self.paths["serial"], encoding="utf-8", errors="replace") as handle:
+                return handle.read()
+        except OSError:
+            return ""
+
+    def look(self):
+        """(done_by, detail) when the install is done, else None; sets failure when it cannot end."""
+        if installed_record(self.state_dir, self.name, self.disks) is not None:
+            return "record", "installed before"
+        pid = own_pid(self.paths)
+        text = self.serial_text()
+        line = serial_match(self.done_when, text)
+        if line is not None:
+            return "serial", line
+        if pid is None:
+            self.failure = ("%s stopped before its install was done (killed or crashed); it is not "
+                            "recorded installed, so the next qemu_vm run starts its installer again"
+                            % self.name)
+            return None
+        if self.done_when["halt"] and query_status(self.paths["qmp"]) == "shutdown":
+            return "halt", "the installer powered off or reset the VM"
+        if self.done_when.get("port") and port_answers(self.done_when["address"], self.done_when["port"]):
+            return "port", "%s:%d answers" % (self.done_when["address"], self.done_when["port"])
+        if time.time() - self.started() > self.timeout:
+            self.failure = self.timed_out(text)
+        return None
+
+    def timed_out(self, text):
+        picture = os.path.join(self.paths["dir"], "install-timeout.png")
+        try:
+            with QmpClient(self.paths["qmp"]) as qmp:
+                qmp.command("screendump", filename=picture, format="png")
+        except QmpError as error:
+            picture = "none (%s)" % error
+        return ("%s: install not done within %d s (not recorded installed; a re-run tries again). "
+                "Console picture: %s. Last serial lines:\n%s"
+                % (self.name, self.timeout, picture, "\n".join(last_lines(text)) or "(empty)"))
+
+    def record(self, done_by, detail):
+        """Record the VM installed; clear a halted installer so the next start boots the disk."""
+        os.makedirs(os.path.dirname(installed_path(self.state_dir, self.name)), mode=0o700, exist_ok=True)
+        write_atomic(installed_path(self.state_dir, self.name), json.dumps(
+            {"disks": self.disks, "done_by": done_by, "detail": detail, "installed_at": int(time.time()),
+             "seconds": int(time.time() - self.started())}, indent=1), 0o600)
+        if done_by == "halt":
+            pid = own_pid(self.paths)
+            try:
+                with QmpClient(self.paths["qmp"], timeout=5) as qmp:
+                    qmp.command("quit")
+            except QmpError:
+                pass
+            deadline = time.monotonic() + 10
+            while pid and os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            # qemu removes its pidfile when it quits; a pidfile left over would make the next
+            # start look like the restore of a crashed VM.
+            if not (pid and os.path.exists("/proc/%d" % pid)) and os.path.exists(self.paths["pidfile"]):
+                os.remove(self.paths["pidfile"])
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "vms": {"type": "list", "elements": "dict", "required": True, "options": {
+                "name": {"type": "str", "required": True},
+                "done_when": {"type": "dict", "default": {}, "options": DONE_WHEN},
+                "timeout": {"type": "int", "default": 3600}}},
+            "wait": {"type": "int", "default": 0},
+            "poll_interval": {"type": "float", "default": 1.0},
+            "state_dir": {"type": "path", "default": "/var/lib/nestlab"},
+        },
+        supports_check_mode=True,
+    )
+    errors = []
+    for request in module.params["vms"]:
+        try:
+            check_name(request["name"])
+        except SpecError as error:
+            errors.append(str(error))
+    if errors:
+        module.fail_json(msg="; ".join(errors))
+    installs = [Install(request, module.params["state_dir"]) for request in module.params["vms"]]
+    for install in installs:
+        errors.extend(install.problems())
+    if errors:
+        module.fail_json(msg="; ".join(errors) + ". Nothing was recorded.", errors=errors)
+
+    deadline = time.monotonic() + module.params["wait"] if module.params["wait"] > 0 else None
+    pending = list(installs)
+    while True:
+        for install in list(pending):
+            found = install.look()
+            if found is None and install.failure is None:
+                install.result["seconds"] = int(time.time() - install.started())
+                continue
+            pending.remove(install)
+            if found is None:
+                continue
+            done_by, detail = found
+            install.result.update(installed=True, done_by=done_by, detail=detail)
+            if done_by != "record":
+                install.result.update(changed=True, seconds=int(time.time() - install.started()))
+                if not module.check_mode:
+                    install.record(done_by, detail)
+        if module.check_mode or not pending or (deadline and time.monotonic() >= deadline):
+            break
+        time.sleep(module.params["poll_interval"])
+    results = [install.result for install in installs]
+    failures = [install.failure for install in installs if install.failure]
+    outcome = {"changed": any(result["changed"] for result in results), "vms": results,
+               "pending": [install.name for install in pending]}
+    if failures:
+        module.fail_json(msg="\n".join(failures), **outcome)
+    module.exit_json(**outcome)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Build a small fake installer ISO that behaves like the write-up's FastStart DVD.
+
+The guest for hands-free install tests: 2048 bytes of 16-bit real-mode code, booted by
+El Torito "no emulation" from an ISO (source: fake_installer.S beside this file). It
+
+1. draws a boot menu on COM1 and on the screen (``NESTLAB FAKE INSTALLER``, entries
+   ``1 Cloud in a Box``, ``2 Frontend``, ``3 Node Controller``, then the prompt ``MENU>``),
+2. moves the highlight with Down/Up (echoing the entry number) and takes it with Enter,
+3. prints ``IP>`` and reads the VM's address as typed, up to Enter,
+4. writes an installed system onto the first hard disk (BIOS int 0x13): a boot sector
+   that prints ``INSTALLED SYSTEM role=<entry> ip=<address>`` on COM1 and the screen,
+5. prints ``INSTALL DONE`` and resets the machine, as an installer does at its end
+   (under qemu's -no-reboot that reset ends the install run).
+
+It needs a disk SeaBIOS boots (1 MiB or more; see key_echo_disk.py) and boots in about
+two seconds under TCG.
+
+Usage: fake_installer_iso.py OUTPUT.iso
+"""
+
+import sys
+
+import marker_iso
+
+VOLUME_LABEL = "NESTLAB_FAKE_INSTALLER"
+MENU_PROMPT = "MENU>"
+DONE_LINE = "INSTALL DONE"
+INSTALLED_LINE = "INSTALLED SYSTEM role="
+
+# `as --32 fake_installer.S && ld -m elf_i386 -Ttext 0 --oformat binary`, zeros stripped.
+CODE = bytes.fromhex(
+    "fa31c08ed88ec08ed0bc007cfbea127c0000bef37ce8be0031db31c0cd163c0d742280fc50750980fb0274eefec3eb0b"
+    "80fc4875e584db74e1fecb88d80431e89f00ebd6bec07dbf0080b90002fcf3a4bf3280be487d88d984c97409ac84c075"
+    "fbfec9ebf356be707de86a005e56e865005eac84c07403aaebf8be7e7de85600be847dac84c07403aaebf8bdf88131c0"
+    "cd163c0d740e84c074f439ef73f0aae83f00ebeab80d0aab30c0aabe897de82500b80103b90100ba8000bb0080cd1372"
+    "0dbe9a7de80f00b0fee664f4ebfdbea97de80200ebf5ac84c07405e80300ebf6c3505352baf803eeb40ebb0700cd105a"
+    "5b58c34e4553544c41422046414b4520494e5354414c4c45520d0a20203120436c6f756420696e206120426f780d0a20"
+    "20322046726f6e74656e640d0a202033204e6f646520436f6e74726f6c6c65720d0a4d454e553e00436c6f756420696e"
+    "206120426f780046726f6e74656e64004e6f646520436f6e74726f6c6c6572000d0a494e5354414c4c494e4720000d0a"
+    "49503e002069703d000d0a57524954494e47204449534b0d0a00494e5354414c4c20444f4e450d0a004449534b205752"
+    "495445204641494c45440d0a008d740031c08ed8be1c7cac84c0740dbaf803eeb40ebb0700cd10ebeef4ebfd494e5354"
+    "414c4c45442053595354454d20726f6c653d000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000055aa"
+)
+
+
+def boot_image():
+    """The 2048-byte El Torito boot image."""
+    return CODE + bytes(marker_iso.BOOT_IMAGE_SIZE - len(CODE))
+
+
+def build(output):
+    marker_iso.pack(output, boot_image(), VOLUME_LABEL)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    build(sys.argv[1])

@@ -1,0 +1,166 @@
+"""A hands-free install with a real qemu (TCG): boot=install, keys, install wait, then the disk.
+
+The guest is tests/testbed/fake_installer_iso.py: a boot menu (Cloud in a Box, Frontend,
+Node Controller), an address prompt, then it writes an installed boot sector onto the disk
+(which prints ``INSTALLED SYSTEM role=... ip=...``) and resets, as installers do at their end.
+"""
+
+import os
+import re
+import signal
+import time
+
+import fake_installer_iso
+import key_echo_disk
+import pytest
+
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import installed_path, runtime_paths
+from ansible_collections.nestlab.cloudlab.plugins.modules import qemu_vm, qemu_vm_install_wait, qemu_vm_keys
+
+FRONTEND_KEYS = "<down><enter>10.101.7.1<enter>"
+
+
+@pytest.fixture(name="lab")
+def fixture_lab(tmp_path, run_module):
+    iso = tmp_path / "installer.iso"
+    fake_installer_iso.build(iso)
+    state_dir = str(tmp_path / "state")
+    names = []
+
+    def vm(name, **overrides):
+        disk = tmp_path / (name + ".img")
+        if not disk.exists():
+            disk.write_bytes(bytes(key_echo_disk.DISK_SIZE))
+        names.append(name)
+        return run_module(qemu_vm, dict({
+            "name": name, "memory": 32, "vcpus": 1, "accel": "tcg", "cpu": "qemu64", "nics": [],
+            "disks": [{"path": str(disk), "format": "raw"}], "cdrom": str(iso), "boot": "install",
+            "stop_timeout": 1, "state_dir": state_dir}, **overrides))
+
+    yield vm, state_dir
+    for name in set(names):
+        run_module(qemu_vm, {"name": name, "state": "absent", "stop_timeout": 1, "state_dir": state_dir})
+
+
+def serial(state_dir, name, expected, timeout=20):
+    """The VM's serial log once it holds EXPECTED (or whatever it holds at TIMEOUT)."""
+    path = runtime_paths(state_dir, name)["serial"]
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(path, encoding="latin-1") as handle:
+            text = handle.read()
+        if expected in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.2)
+
+
+def test_install_by_keys_then_every_start_boots_the_disk(lab, run_module):
+    vm, state_dir = lab
+    first = vm("fe")
+    assert first["launched"] and first["installing"] and not first["installed"], first
+    assert "-no-reboot" in first["argv"] and any("media=cdrom" in arg for arg in first["argv"])
+
+    typed = run_module(qemu_vm_keys, {"name": "fe", "state_dir": state_dir, "wait_for": "MENU>$",
+                                      "keys": FRONTEND_KEYS, "timeout": 60})
+    assert typed["changed"], typed
+    waited = run_module(qemu_vm_install_wait, {"vms": [{"name": "fe", "timeout": 60}], "state_dir": state_dir,
+                                               "poll_interval": 0.2})
+    assert waited["changed"] and waited["pending"] == [], waited
+    assert waited["vms"][0]["installed"] and waited["vms"][0]["done_by"] == "halt", waited
+    assert "INSTALLING Frontend" in serial(state_dir, "fe", "INSTALL DONE")
+    # The halted installer is gone, not taken for a crash by the next start.
+    assert not os.path.exists(runtime_paths(state_dir, "fe")["pidfile"])
+
+    booted = vm("fe")
+    assert booted["launched"] and not booted["restored"] and booted["installed"] and not booted["installing"]
+    assert "-no-reboot" not in booted["argv"] and not any("media=cdrom" in arg for arg in booted["argv"])
+    assert serial(state_dir, "fe", "ip=").startswith("INSTALLED SYSTEM role=Frontend ip=10.101.7.1")
+
+    os.kill(booted["pid"], signal.SIGKILL)
+    time.sleep(0.5)
+    restored = vm("fe")
+    assert restored["restored"] and restored["installed"] and not restored["installing"], restored
+    assert "INSTALLED SYSTEM role=Frontend" in serial(state_dir, "fe", "ip=")
+
+    stopped = vm("fe", state="stopped")
+    assert stopped["changed"] and stopped["installed"]
+    again = vm("fe")
+    assert again["launched"] and not again["installing"]
+    assert serial(state_dir, "fe", "ip=").startswith("INSTALLED SYSTEM")
+    assert not vm("fe")["changed"]
+    rerun = run_module(qemu_vm_install_wait, {"vms": [{"name": "fe"}], "state_dir": state_dir})
+    assert not rerun["changed"] and rerun["vms"][0]["done_by"] == "record", rerun
+
+    # absent keeps the record (it belongs to the disk): the VM comes back installed.
+    vm("fe", state="absent")
+    assert os.path.exists(installed_path(state_dir, "fe"))
+    assert vm("fe")["installed"]
+
+
+def test_a_running_installer_is_not_restarted_when_it_becomes_installed(lab, run_module):
+    vm, state_dir = lab
+    first = vm("nc")
+    run_module(qemu_vm_keys, {"name": "nc", "state_dir": state_dir, "wait_for": "MENU>$",
+                              "keys": "<down><down><enter>10.101.7.11", "timeout": 60})
+    # Done by a serial line while the installer still runs (it waits at its IP> prompt).
+    waited = run_module(qemu_vm_install_wait, {
+        "vms": [{"name": "nc", "timeout": 60, "done_when": {"halt": False, "serial": r"^IP>10\.101"}}],
+        "state_dir": state_dir, "poll_interval": 0.2})
+    assert waited["vms"][0]["done_by"] == "serial" and waited["vms"][0]["detail"].startswith("IP>10.101")
+    kept = vm("nc")
+    assert not kept["changed"] and kept["pid"] == first["pid"] and kept["installing"] and kept["installed"]
+    assert not kept["config_drift"]
+
+
+def test_an_install_that_does_not_finish_or_dies_is_never_recorded(lab, run_module):
+    vm, state_dir = lab
+    vm("slow")
+    serial(state_dir, "slow", "MENU>")
+    timed_out = run_module(qemu_vm_install_wait, {"vms": [{"name": "slow", "timeout": 1}],
+                                                  "state_dir": state_dir, "poll_interval": 0.2})
+    assert timed_out["failed"] and timed_out["vms"][0]["installed"] is False
+    assert re.search(r"^slow: install not done within 1 s \(not recorded installed; a re-run tries again\)\. "
+                     r"Console picture: (\S+\.png)\. Last serial lines:\n(.|\n)*MENU>$", timed_out["msg"]), \
+        timed_out["msg"]
+    picture = re.search(r"Console picture: (\S+\.png)", timed_out["msg"]).group(1)
+    assert open(picture, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+    # Partial progress by wait: returns pending without failing.
+    sliced = run_module(qemu_vm_install_wait, {"vms": [{"name": "slow", "timeout": 600}], "wait": 1,
+                                               "state_dir": state_dir, "poll_interval": 0.2})
+    assert not sliced.get("failed") and sliced["pending"] == ["slow"] and not sliced["changed"], sliced
+
+    pid = vm("slow")["pid"]
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    died = run_module(qemu_vm_install_wait, {"vms": [{"name": "slow"}], "state_dir": state_dir})
+    assert died["failed"] and "slow stopped before its install was done" in died["msg"], died
+    assert not os.path.exists(installed_path(state_dir, "slow"))
+    again = vm("slow")
+    assert again["restored"] and again["installing"] and not again["installed"]
+    assert serial(state_dir, "slow", "MENU>").endswith("MENU>")
+
+
+BAD_WAITS = [
+    ({"name": "fresh", "done_when": {"serial": "("}}, r"fresh: done_when\.serial '\(' is not a regular expression"),
+    ({"name": "fresh", "done_when": {"port": 22}}, r"done_when\.port needs done_when\.address"),
+    ({"name": "fresh", "done_when": {"halt": False}}, r"done_when has no condition"),
+    ({"name": "ghost"}, r"ghost: it was never started by nestlab\.cloudlab\.qemu_vm"),
+    ({"name": "plain"}, r"plain: it was not started with boot=install"),
+]
+
+
+def test_bad_waits_and_bad_installs_are_refused_before_anything(lab, run_module, tmp_path):
+    vm, state_dir = lab
+    vm("fresh")
+    vm("plain", boot="cdrom")
+    for request, message in BAD_WAITS:
+        refused = run_module(qemu_vm_install_wait, {"vms": [request], "state_dir": state_dir})
+        assert refused["failed"] and re.search(message, refused["msg"]), (request, refused["msg"])
+    assert not os.path.exists(os.path.dirname(installed_path(state_dir, "fresh")))
+    no_installer = vm("bare", cdrom=None)
+    assert no_installer["failed"] and "boot=install needs the installer" in no_installer["msg"]
+    no_disk = vm("diskless", disks=[])
+    assert no_disk["failed"] and "boot=install needs a disk to install onto" in no_disk["msg"]
+    missing = vm("lost", cdrom=str(tmp_path / "nope.iso"))
+    assert missing["failed"] and "nope.iso does not exist" in missing["msg"]
