@@ -23,6 +23,8 @@ import re
 
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import MAX_DISPLAY, derive_mac
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._disk import DiskError, parse_size
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._keys import KeysError
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._keys import parse as parse_keys
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._names import (
     VM_NAME_MAX, ifname_problem, normalize_mac, vm_name_problem)
 
@@ -147,10 +149,99 @@ def _string_list(value):
     return list(value)
 
 
+# ------------------------------------------------------------------ installer
+# `installer` settings: what to type at the boot menu, what ends the install. Text fields
+# may hold {placeholders} filled from the VM's plan facts (its address, role, ...).
+ROLES = ("cloud_in_a_box", "frontend", "node_controller")
+PLACEHOLDERS = ("name", "cloud", "role", "address", "prefix", "netmask", "gateway", "dns",
+                "cloud_address", "public_range", "private_subnet")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]*)\}")
+INSTALLER_DEFAULTS = {"wait_for": None, "key_interval_ms": 100, "timeout": 3600, "args": []}
+
+
+def _placeholders_checked(text):
+    for name in _PLACEHOLDER.findall(text):
+        if name not in PLACEHOLDERS:
+            close = difflib.get_close_matches(name, PLACEHOLDERS, n=1)
+            raise _Invalid("unknown placeholder {%s}%s (known: %s)" % (
+                name, " (did you mean {%s}?)" % close[0] if close else "",
+                ", ".join("{%s}" % known for known in PLACEHOLDERS)))
+    return text
+
+
+def _regex(value):
+    _text(value)
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise _Invalid("%r is not a regular expression (%s)" % (value, error)) from None
+    return value
+
+
+def _boot_keys_text(value):
+    if not isinstance(value, str) or not value:
+        raise _Invalid("%r is not key text like '<down><enter>{address}<enter>'" % (value,))
+    _placeholders_checked(value)
+    try:
+        parse_keys(_PLACEHOLDER.sub("0", value))
+    except KeysError as error:
+        raise _Invalid(str(error)) from None
+    return value
+
+
+def _boot_keys(value):
+    """Key text for every VM, or a mapping role -> key text (each VM types its role's)."""
+    if isinstance(value, dict):
+        clean = {}
+        for role, text in value.items():
+            if role not in ROLES:
+                raise _Invalid(_unknown(role, ROLES))
+            try:
+                clean[role] = _boot_keys_text(text)
+            except _Invalid as error:
+                raise _Invalid("%s: %s" % (role, error)) from None
+        return clean
+    return _boot_keys_text(value)
+
+
+def _done_when(value):
+    problems = []
+    clean = _fields(value, DONE_WHEN_FIELDS, "", problems)
+    if problems:
+        raise _Invalid("; ".join(problem.lstrip(": ") for problem in problems))
+    if not (clean.get("halt", True) or clean.get("serial") or clean.get("port")):
+        raise _Invalid("has no condition left (halt is false, no serial, no port)")
+    return clean
+
+
+def _bool(value):
+    if not isinstance(value, bool):
+        raise _Invalid("%r is not true or false" % (value,))
+    return value
+
+
+def _installer_args(value):
+    return [_placeholders_checked(item) for item in _string_list(value)]
+
+
+DONE_WHEN_FIELDS = {"halt": _bool, "serial": _regex, "port": _integer(1, 65535)}
+INSTALLER_FIELDS = {"boot_keys": _boot_keys, "wait_for": _regex, "key_interval_ms": _integer(0, 10000),
+                    "done_when": _done_when, "timeout": _integer(1), "args": _installer_args}
+
+
+def _installer(value):
+    problems = []
+    clean = _fields(value, INSTALLER_FIELDS, "", problems)
+    if problems:
+        raise _Invalid("; ".join(problem.lstrip(": ") for problem in problems))
+    return clean
+
+
 VM_FIELDS = {"memory": _integer(16), "vcpus": _integer(1, 255), "disk": _size, "cpu": _text,
              "accel": _choice("auto", "kvm", "tcg"), "boot": _choice("once", "cdrom", "disk"),
              "extra_args": _string_list, "stop_timeout": _integer(0), "nic_model": _text,
-             "iso": _absolute_path, "vnc_listen": _address, "vnc_password": _secret}
+             "iso": _absolute_path, "vnc_listen": _address, "vnc_password": _secret,
+             "installer": _installer}
 VM_ONLY_FIELDS = {"mac": _mac, "vnc_display": _integer(0, MAX_DISPLAY), "address": _ip}
 NETWORK_FIELDS = {"address": _address, "public_range": _text, "private_subnet": _text,
                   "node_addresses": _text, "gateway": _ip, "dns": _address_list}
@@ -433,7 +524,10 @@ def _cloud_vms(cloud, index, known_hosts, errors):
         settings = base
         if vm_name in per_vm or vm_name in macs:
             settings = dict(base)
-            settings.update(_fields(per_vm.get(vm_name, {}), VM_ENTRY_FIELDS, where, errors, "vms." + vm_name))
+            own = _fields(per_vm.get(vm_name, {}), VM_ENTRY_FIELDS, where, errors, "vms." + vm_name)
+            if "installer" in own and "installer" in base:
+                own["installer"] = dict(base["installer"], **own["installer"])  # the VM's keys win
+            settings.update(own)
         if vm_name in macs and "mac" not in settings:
             try:
                 settings["mac"] = _mac(macs[vm_name])
@@ -536,6 +630,7 @@ def _plan(clouds, hypervisors):
             vms[host].append(planned)
 
     _assign_node_addresses(automatic, claims, settings, errors)
+    _render_installers(vms, errors)
     _assign_macs(vms, set(fixed_macs))
     errors.extend(_assign_displays(vms, settings))
     for first, second in overlaps(claims):
@@ -552,11 +647,55 @@ def _planned_vm(vm_name, cloud, role, host, vm, host_settings):
                  "stop_timeout": vm["stop_timeout"]}
     if vm.get("iso"):
         arguments["cdrom"] = vm["iso"]
-    return {"name": vm_name, "cloud": cloud, "role": role, "hypervisor": host,
-            "mac": vm.get("mac"), "vnc_display": vm.get("vnc_display"),
-            "memory": vm["memory"], "disk_bytes": _size_bytes(vm["disk"]),
-            "vnc_password_set": bool(vm.get("vnc_password")),
-            "disk": {"name": vm_name, "size": vm["disk"]}, "qemu_vm": arguments}
+    planned = {"name": vm_name, "cloud": cloud, "role": role, "hypervisor": host,
+               "mac": vm.get("mac"), "vnc_display": vm.get("vnc_display"),
+               "memory": vm["memory"], "disk_bytes": _size_bytes(vm["disk"]),
+               "vnc_password_set": bool(vm.get("vnc_password")),
+               "disk": {"name": vm_name, "size": vm["disk"]}, "qemu_vm": arguments}
+    if vm.get("installer"):
+        arguments["boot"] = "install"
+        planned["installer"] = vm["installer"]  # rendered once every address is known
+    return planned
+
+
+def _render_installers(vms, errors):
+    """Fill each VM's installer settings from its plan facts: qemu_vm's installer_args and
+    the `install` entry (boot keys, checkpoint, done_when, timeout) for the playbooks."""
+    for planned_vms in vms.values():
+        for planned in planned_vms:
+            if "installer" not in planned:
+                continue
+            network = planned["network"]
+            facts = dict(network, name=planned["name"], cloud=planned["cloud"], role=planned["role"],
+                         dns=",".join(network["dns"]))
+            where = "cloud %s: VM %s: installer" % (planned["cloud"], planned["name"])
+            missing = set()
+
+            def fill(text, facts=facts, missing=missing):
+                def value(match):
+                    if facts.get(match.group(1)) in (None, ""):
+                        missing.add(match.group(1))
+                        return ""
+                    return str(facts[match.group(1)])
+                return _PLACEHOLDER.sub(value, text)
+
+            settings = dict(INSTALLER_DEFAULTS, **planned.pop("installer"))
+            keys = settings.get("boot_keys")
+            if isinstance(keys, dict):
+                keys = keys.get(planned["role"])
+            done_when = dict(settings.get("done_when") or {"halt": True})
+            if done_when.get("port"):
+                if not network.get("address"):
+                    missing.add("address")
+                done_when["address"] = network.get("address")
+            planned["install"] = {"name": planned["name"], "boot_keys": fill(keys) if keys else None,
+                                  "wait_for": settings["wait_for"], "key_interval_ms": settings["key_interval_ms"],
+                                  "done_when": done_when, "timeout": settings["timeout"]}
+            planned["qemu_vm"]["installer_args"] = [fill(arg) for arg in settings["args"]]
+            if missing:
+                errors.append("%s: uses %s, which this VM's plan does not have (set the cloud's network "
+                              "or the hypervisor's cloudlab_gateway / cloudlab_dns)"
+                              % (where, ", ".join("{%s}" % name for name in sorted(missing))))
 
 
 # ------------------------------------------------------------- VM addresses

@@ -199,3 +199,26 @@ def test_every_vm_gets_its_network_facts_for_answer_files():
 def test_a_cloud_without_an_address_leaves_its_vms_without_one():
     planned = _plan_of([{"name": "a", "topology": "frontend_nodes", "node_controllers": 1}])
     assert [planned[name]["network"]["address"] for name in ("a-fe", "a-nc1")] == [None, None]
+
+
+def test_installer_settings_are_rendered_per_vm_from_its_plan_facts():
+    clouds = [{"name": "fs", "topology": "frontend_nodes", "node_controllers": 2, "iso": "/srv/fs.iso",
+               "network": {"address": "10.101.7.1", "public_range": "10.101.7.100-10.101.7.120"},
+               "vm": {"installer": {"boot_keys": {"frontend": "<down><enter>{address}<enter>",
+                                                  "node_controller": "<down><down><enter>{address}<enter>"},
+                                    "done_when": {"port": 22}, "args": ["ip={address}::{gateway}:{netmask}"]}},
+               "vms": {"fs-nc2": {"installer": {"timeout": 60}}}}]
+    hypervisors = {"hv1": {"network": "10.101.0.0/16", "gateway": "10.101.0.1", "memory_mib": 65536,
+                           "disk_bytes": 10 ** 13}}
+    result = _plan.plan(clouds, hypervisors)
+    assert result["errors"] == []
+    fe, nc1, nc2 = result["vms"]["hv1"]
+    assert fe["qemu_vm"]["boot"] == "install" and fe["qemu_vm"]["cdrom"] == "/srv/fs.iso"
+    assert fe["qemu_vm"]["installer_args"] == ["ip=10.101.7.1::10.101.0.1:255.255.0.0"]
+    assert fe["install"] == {"name": "fs-fe", "boot_keys": "<down><enter>10.101.7.1<enter>", "wait_for": None,
+                             "key_interval_ms": 100, "timeout": 3600,
+                             "done_when": {"port": 22, "address": "10.101.7.1"}}
+    assert nc1["install"]["boot_keys"] == "<down><down><enter>10.101.7.2<enter>"
+    # A VM's own installer keys are merged over its cloud's.
+    assert nc2["install"]["timeout"] == 60 and nc2["install"]["boot_keys"].endswith("10.101.7.3<enter>")
+    assert "installer" not in fe and "install" not in _plan.plan([{"name": "plain"}], hypervisors)["vms"]["hv1"][0]
