@@ -8,6 +8,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export NESTLAB_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/nestlab-cloudlab
 MARKER_ISO := $(CURDIR)/.cache/marker.iso
+INSTALLER_ISO := $(CURDIR)/.cache/fake-installer.iso
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
 .PHONY: help setup demo demo-destroy test unit lint sanity molecule bench build clean
@@ -41,7 +42,11 @@ $(MARKER_ISO): tests/testbed/marker_iso.py
 	@mkdir -p $(dir $@)
 	python3 tests/testbed/marker_iso.py $@
 
-molecule: setup $(MARKER_ISO)  ## Every molecule scenario, one test-bed VM at a time
+$(INSTALLER_ISO): tests/testbed/fake_installer_iso.py tests/testbed/marker_iso.py
+	@mkdir -p $(dir $@)
+	python3 tests/testbed/fake_installer_iso.py $@
+
+molecule: setup $(MARKER_ISO) $(INSTALLER_ISO)  ## Every molecule scenario, one test-bed VM at a time
 	@python3 tests/testbed/testbed.py image >/dev/null
 	@for scenario in $(SCENARIOS); do \
 	  echo "=== molecule scenario $$scenario"; \

@@ -688,9 +688,12 @@ def _render_installers(vms, errors):
                 if not network.get("address"):
                     missing.add("address")
                 done_when["address"] = network.get("address")
+            # `wait` is qemu_vm_install_wait's entry for the VM, as it is.
             planned["install"] = {"name": planned["name"], "boot_keys": fill(keys) if keys else None,
                                   "wait_for": settings["wait_for"], "key_interval_ms": settings["key_interval_ms"],
-                                  "done_when": done_when, "timeout": settings["timeout"]}
+                                  "timeout": settings["timeout"],
+                                  "wait": {"name": planned["name"], "done_when": done_when,
+                                           "timeout": settings["timeout"]}}
             planned["qemu_vm"]["installer_args"] = [fill(arg) for arg in settings["args"]]
             if missing:
                 errors.append("%s: uses %s, which this VM's plan does not have (set the cloud's network "

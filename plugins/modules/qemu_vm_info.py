@@ -78,6 +78,11 @@ vms:
     qmp_socket:
       description: Its QMP socket.
       type: str
+    installed:
+      description:
+        - Whether it is recorded installed (M(nestlab.cloudlab.qemu_vm) with I(boot=install)), for
+          the disks it was last started with; its next start boots the disk.
+      type: bool
 """
 
 import os
@@ -85,11 +90,11 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import Allocations
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
-    SpecError, argv_vnc, check_name, own_pid, recorded, runtime_paths)
+    SpecError, argv_disk_paths, argv_vnc, check_name, installed_record, own_pid, recorded, runtime_paths)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import query_status
 
 
-def describe(name, record, paths):
+def describe(name, record, paths, state_dir):
     """What the host knows of one VM, from its allocation RECORD and runtime PATHS."""
     if record is None and not os.path.isdir(paths["dir"]):
         return {"name": name, "state": "absent"}
@@ -97,7 +102,8 @@ def describe(name, record, paths):
     argv = (recorded(paths) or {}).get("argv") or []
     listen, _display = argv_vnc(argv)
     entry = {"name": name, "state": "stopped", "macs": record.get("macs", []), "argv": argv,
-             "serial_log": paths["serial"], "qmp_socket": paths["qmp"]}
+             "serial_log": paths["serial"], "qmp_socket": paths["qmp"],
+             "installed": installed_record(state_dir, name, argv_disk_paths(argv)) is not None}
     if record.get("display") is not None:
         entry["vnc"] = {"display": record["display"], "port": 5900 + record["display"], "listen": listen}
     pid = own_pid(paths)
@@ -126,7 +132,7 @@ def main():
         with Allocations(book_path, save=False) as book:
             records = dict(book.data["vms"])
     names = module.params["name"] or sorted(records)
-    module.exit_json(changed=False, vms=[describe(name, records.get(name), runtime_paths(state_dir, name))
+    module.exit_json(changed=False, vms=[describe(name, records.get(name), runtime_paths(state_dir, name), state_dir)
                                          for name in names])
 
 

@@ -18,9 +18,10 @@ description:
     is cleared (its qemu process quits); a VM that still runs (done by serial or port) is
     left running.
   - An install that is not done within I(timeout) seconds of the VM's start fails, naming
-    the VM, with the last serial lines and a console picture; so does a VM that stopped
-    before its install was done (killed, crashed). Neither is recorded installed, so the
-    next run of M(nestlab.cloudlab.qemu_vm) starts its installer again.
+    the VM, with the last serial lines and a console picture, and its installer is stopped;
+    so does a VM that stopped before its install was done (killed, crashed). Neither is
+    recorded installed, so the next run of M(nestlab.cloudlab.qemu_vm) starts its installer
+    again.
   - With I(wait), a call returns after that many seconds with the VMs still installing
     in C(pending), so a task can repeat it (C(until)) and print progress between calls.
 author:
@@ -136,6 +137,7 @@ pending:
 
 import json
 import os
+import signal
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -214,8 +216,9 @@ class Install:
                 qmp.command("screendump", filename=picture, format="png")
         except QmpError as error:
             picture = "none (%s)" % error
-        return ("%s: install not done within %d s (not recorded installed; a re-run tries again). "
-                "Console picture: %s. Last serial lines:\n%s"
+        self.clear()  # so that the next qemu_vm run starts the installer again
+        return ("%s: install not done within %d s (its installer was stopped and it is not recorded "
+                "installed; a re-run starts it again). Console picture: %s. Last serial lines:\n%s"
                 % (self.name, self.timeout, picture, "\n".join(last_lines(text)) or "(empty)"))
 
     def record(self, done_by, detail):
@@ -225,19 +228,24 @@ class Install:
             {"disks": self.disks, "done_by": done_by, "detail": detail, "installed_at": int(time.time()),
              "seconds": int(time.time() - self.started())}, indent=1), 0o600)
         if done_by == "halt":
-            pid = own_pid(self.paths)
+            self.clear()
+
+    def clear(self):
+        """Quit the VM's qemu (a halted or timed-out installer) and drop its pidfile."""
+        pid = own_pid(self.paths)
+        if pid:
             try:
                 with QmpClient(self.paths["qmp"], timeout=5) as qmp:
                     qmp.command("quit")
             except QmpError:
-                pass
+                os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
-            while pid and os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+            while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            # qemu removes its pidfile when it quits; a pidfile left over would make the next
-            # start look like the restore of a crashed VM.
-            if not (pid and os.path.exists("/proc/%d" % pid)) and os.path.exists(self.paths["pidfile"]):
-                os.remove(self.paths["pidfile"])
+        # qemu removes its pidfile when it quits; a pidfile left over would make the next
+        # start look like the restore of a crashed VM.
+        if not (pid and os.path.exists("/proc/%d" % pid)) and os.path.exists(self.paths["pidfile"]):
+            os.remove(self.paths["pidfile"])
 
 
 def main():

@@ -119,18 +119,23 @@ def test_an_install_that_does_not_finish_or_dies_is_never_recorded(lab, run_modu
     timed_out = run_module(qemu_vm_install_wait, {"vms": [{"name": "slow", "timeout": 1}],
                                                   "state_dir": state_dir, "poll_interval": 0.2})
     assert timed_out["failed"] and timed_out["vms"][0]["installed"] is False
-    assert re.search(r"^slow: install not done within 1 s \(not recorded installed; a re-run tries again\)\. "
+    assert re.search(r"^slow: install not done within 1 s \(its installer was stopped and it is not recorded "
+                     r"installed; a re-run starts it again\)\. "
                      r"Console picture: (\S+\.png)\. Last serial lines:\n(.|\n)*MENU>$", timed_out["msg"]), \
         timed_out["msg"]
     picture = re.search(r"Console picture: (\S+\.png)", timed_out["msg"]).group(1)
     assert open(picture, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+    assert not os.path.exists(installed_path(state_dir, "slow"))
+    restarted = vm("slow")  # the re-run starts the installer again
+    assert restarted["launched"] and restarted["installing"] and not restarted["restored"], restarted
 
     # Partial progress by wait: returns pending without failing.
     sliced = run_module(qemu_vm_install_wait, {"vms": [{"name": "slow", "timeout": 600}], "wait": 1,
                                                "state_dir": state_dir, "poll_interval": 0.2})
     assert not sliced.get("failed") and sliced["pending"] == ["slow"] and not sliced["changed"], sliced
 
-    pid = vm("slow")["pid"]
+    pid = restarted["pid"]
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
     died = run_module(qemu_vm_install_wait, {"vms": [{"name": "slow"}], "state_dir": state_dir})
