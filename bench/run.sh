@@ -33,7 +33,7 @@ site=.cache/bench/site
 mkdir -p "$site"
 rm -rf "$site/group_vars" && cp -r inventories/demo/group_vars "$site/group_vars"
 python3 tests/testbed/testbed.py up bench --inventory "$site/bed.yml" --group hypervisors
-python3 tests/testbed/marker_iso.py .cache/demo.iso "NESTLAB BENCH"
+python3 tests/testbed/fake_installer_iso.py .cache/demo.iso  # the demo lab installs from it
 ansible hypervisors -i "$site" -m ansible.builtin.file \
   -a "path=/var/lib/nestlab/iso state=directory mode=0755" >/dev/null
 ansible hypervisors -i "$site" -m ansible.builtin.copy \
