@@ -658,9 +658,19 @@ def _planned_vm(vm_name, cloud, role, host, vm, host_settings):
     return planned
 
 
+def _fill(text, facts, missing):
+    """TEXT with each {placeholder} replaced by its fact; names of empty facts go to MISSING."""
+    def value(match):
+        if facts.get(match.group(1)) in (None, ""):
+            missing.add(match.group(1))
+            return ""
+        return str(facts[match.group(1)])
+    return _PLACEHOLDER.sub(value, text)
+
+
 def _render_installers(vms, errors):
     """Fill each VM's installer settings from its plan facts: qemu_vm's installer_args and
-    the `install` entry (boot keys, checkpoint, done_when, timeout) for the playbooks."""
+    `install`, its qemu_vm_install entry (boot keys, checkpoint, pacing, done_when, timeout)."""
     for planned_vms in vms.values():
         for planned in planned_vms:
             if "installer" not in planned:
@@ -670,14 +680,7 @@ def _render_installers(vms, errors):
                          dns=",".join(network["dns"]))
             where = "cloud %s: VM %s: installer" % (planned["cloud"], planned["name"])
             missing = set()
-
-            def fill(text, facts=facts, missing=missing):
-                def value(match):
-                    if facts.get(match.group(1)) in (None, ""):
-                        missing.add(match.group(1))
-                        return ""
-                    return str(facts[match.group(1)])
-                return _PLACEHOLDER.sub(value, text)
+            fill = functools.partial(_fill, facts=facts, missing=missing)
 
             settings = dict(INSTALLER_DEFAULTS, **planned.pop("installer"))
             keys = settings.get("boot_keys")
@@ -688,12 +691,10 @@ def _render_installers(vms, errors):
                 if not network.get("address"):
                     missing.add("address")
                 done_when["address"] = network.get("address")
-            # `wait` is qemu_vm_install_wait's entry for the VM, as it is.
+            # qemu_vm_install's entry for the VM, as it is.
             planned["install"] = {"name": planned["name"], "boot_keys": fill(keys) if keys else None,
                                   "wait_for": settings["wait_for"], "key_interval_ms": settings["key_interval_ms"],
-                                  "timeout": settings["timeout"],
-                                  "wait": {"name": planned["name"], "done_when": done_when,
-                                           "timeout": settings["timeout"]}}
+                                  "done_when": done_when, "timeout": settings["timeout"]}
             planned["qemu_vm"]["installer_args"] = [fill(arg) for arg in settings["args"]]
             if missing:
                 errors.append("%s: uses %s, which this VM's plan does not have (set the cloud's network "

@@ -39,6 +39,7 @@ def runtime_paths(state_dir, name):
         "qmp": os.path.join(base, "qmp.sock"),
         "serial": os.path.join(base, "serial.log"),
         "spec": os.path.join(base, "spec.json"),
+        "keys_typed": os.path.join(base, "keys-typed"),
     }
 
 

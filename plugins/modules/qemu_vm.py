@@ -113,7 +113,7 @@ options:
         out, whether the VM is started again by a re-run, after a crash or C(kill -9), after
         a host reboot or after C(stopped). While installing, qemu runs with C(-no-reboot)
         and C(-no-shutdown), so the installer's final reboot or power-off leaves the VM
-        halted; M(nestlab.cloudlab.qemu_vm_install_wait) sees that (or a serial line, or a
+        halted; M(nestlab.cloudlab.qemu_vm_install) sees that (or a serial line, or a
         port), records the VM installed and clears the halted installer. A VM that runs
         its installer is not restarted because it became installed.
       - The installed record lives in I(state_dir)C(/installed/NAME.json), for the VM's

@@ -99,35 +99,11 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._console import type_steps, wait_for_serial
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._keys import KeysError, parse
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, check_name, own_pid, runtime_paths)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError
-
-
-def wait_for_serial(path, pattern, timeout):
-    """Seconds until the serial log at PATH matches PATTERN; None when TIMEOUT passes first."""
-    started = time.monotonic()
-    while True:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                if pattern.search(handle.read()):
-                    return time.monotonic() - started
-        except OSError:
-            pass
-        if time.monotonic() - started > timeout:
-            return None
-        time.sleep(0.5)
-
-
-def type_steps(qmp, steps, interval, hold_ms):
-    for kind, value in steps:
-        if kind == "wait":
-            time.sleep(value)
-            continue
-        qmp.command("send-key", keys=[{"type": "qcode", "data": qcode} for qcode in value],
-                    **{"hold-time": hold_ms})
-        time.sleep(interval)
 
 
 def main():

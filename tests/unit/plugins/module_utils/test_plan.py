@@ -217,8 +217,7 @@ def test_installer_settings_are_rendered_per_vm_from_its_plan_facts():
     assert fe["qemu_vm"]["installer_args"] == ["ip=10.101.7.1::10.101.0.1:255.255.0.0"]
     assert fe["install"] == {"name": "fs-fe", "boot_keys": "<down><enter>10.101.7.1<enter>", "wait_for": None,
                              "key_interval_ms": 100, "timeout": 3600,
-                             "wait": {"name": "fs-fe", "timeout": 3600,
-                                      "done_when": {"port": 22, "address": "10.101.7.1"}}}
+                             "done_when": {"port": 22, "address": "10.101.7.1"}}
     assert nc1["install"]["boot_keys"] == "<down><down><enter>10.101.7.2<enter>"
     # A VM's own installer keys are merged over its cloud's.
     assert nc2["install"]["timeout"] == 60 and nc2["install"]["boot_keys"].endswith("10.101.7.3<enter>")

@@ -87,9 +87,13 @@ def test_info_reads_a_stopped_vm_from_its_records(tmp_path, run_module):
     assert info["vms"] == [{"name": "old", "state": "stopped", "macs": ["52:54:00:00:00:09"],
                             "argv": ["qemu-system-x86_64", "-vnc", "0.0.0.0:4,password=on"],
                             "serial_log": str(tmp_path / "vms" / "old" / "serial.log"),
-                            "qmp_socket": str(tmp_path / "vms" / "old" / "qmp.sock"),
+                            "qmp_socket": str(tmp_path / "vms" / "old" / "qmp.sock"), "installed": False,
                             "vnc": {"display": 4, "port": 5904, "listen": "0.0.0.0"}}]
     assert not info["changed"]
+    # Recorded installed for the disks it was started with (none here): its next start boots the disk.
+    (tmp_path / "installed").mkdir()
+    (tmp_path / "installed" / "old.json").write_text(json.dumps({"disks": []}))
+    assert run_module(qemu_vm_info, {"state_dir": str(tmp_path)})["vms"][0]["installed"] is True
 
 
 def test_a_taken_display_is_refused_naming_the_vm_and_nothing_is_allocated(state_dir, run_module):

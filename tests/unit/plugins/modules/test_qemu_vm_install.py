@@ -1,4 +1,4 @@
-"""A hands-free install with a real qemu (TCG): boot=install, keys, install wait, then the disk.
+"""A hands-free install with a real qemu (TCG): boot=install, boot keys, install-done, then the disk.
 
 The guest is tests/testbed/fake_installer_iso.py: a boot menu (Cloud in a Box, Frontend,
 Node Controller), an address prompt, then it writes an installed boot sector onto the disk
@@ -15,7 +15,7 @@ import key_echo_disk
 import pytest
 
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import installed_path, runtime_paths
-from ansible_collections.nestlab.cloudlab.plugins.modules import qemu_vm, qemu_vm_install_wait, qemu_vm_keys
+from ansible_collections.nestlab.cloudlab.plugins.modules import qemu_vm, qemu_vm_install
 
 FRONTEND_KEYS = "<down><enter>10.101.7.1<enter>"
 
@@ -60,13 +60,12 @@ def test_install_by_keys_then_every_start_boots_the_disk(lab, run_module):
     assert first["launched"] and first["installing"] and not first["installed"], first
     assert "-no-reboot" in first["argv"] and any("media=cdrom" in arg for arg in first["argv"])
 
-    typed = run_module(qemu_vm_keys, {"name": "fe", "state_dir": state_dir, "wait_for": "MENU>$",
-                                      "keys": FRONTEND_KEYS, "timeout": 60})
-    assert typed["changed"], typed
-    waited = run_module(qemu_vm_install_wait, {"vms": [{"name": "fe", "timeout": 60}], "state_dir": state_dir,
-                                               "poll_interval": 0.2})
+    waited = run_module(qemu_vm_install, {"vms": [{"name": "fe", "timeout": 60, "boot_keys": FRONTEND_KEYS,
+                                                   "wait_for": "MENU>$", "key_interval_ms": 50}],
+                                          "state_dir": state_dir, "poll_interval": 0.2})
     assert waited["changed"] and waited["pending"] == [], waited
     assert waited["vms"][0]["installed"] and waited["vms"][0]["done_by"] == "halt", waited
+    assert waited["vms"][0]["presses"] == 13, waited  # down, enter, 10 characters, enter
     assert "INSTALLING Frontend" in serial(state_dir, "fe", "INSTALL DONE")
     # The halted installer is gone, not taken for a crash by the next start.
     assert not os.path.exists(runtime_paths(state_dir, "fe")["pidfile"])
@@ -88,8 +87,8 @@ def test_install_by_keys_then_every_start_boots_the_disk(lab, run_module):
     assert again["launched"] and not again["installing"]
     assert serial(state_dir, "fe", "ip=").startswith("INSTALLED SYSTEM")
     assert not vm("fe")["changed"]
-    rerun = run_module(qemu_vm_install_wait, {"vms": [{"name": "fe"}], "state_dir": state_dir})
-    assert not rerun["changed"] and rerun["vms"][0]["done_by"] == "record", rerun
+    rerun = run_module(qemu_vm_install, {"vms": [{"name": "fe", "boot_keys": FRONTEND_KEYS}], "state_dir": state_dir})
+    assert not rerun["changed"] and rerun["vms"][0]["done_by"] == "record" and rerun["vms"][0]["presses"] == 0, rerun
 
     # absent keeps the record (it belongs to the disk): the VM comes back installed.
     vm("fe", state="absent")
@@ -100,11 +99,10 @@ def test_install_by_keys_then_every_start_boots_the_disk(lab, run_module):
 def test_a_running_installer_is_not_restarted_when_it_becomes_installed(lab, run_module):
     vm, state_dir = lab
     first = vm("nc")
-    run_module(qemu_vm_keys, {"name": "nc", "state_dir": state_dir, "wait_for": "MENU>$",
-                              "keys": "<down><down><enter>10.101.7.11", "timeout": 60})
     # Done by a serial line while the installer still runs (it waits at its IP> prompt).
-    waited = run_module(qemu_vm_install_wait, {
-        "vms": [{"name": "nc", "timeout": 60, "done_when": {"halt": False, "serial": r"^IP>10\.101"}}],
+    waited = run_module(qemu_vm_install, {
+        "vms": [{"name": "nc", "timeout": 60, "boot_keys": "<down><down><enter>10.101.7.11", "wait_for": "MENU>$",
+                 "done_when": {"halt": False, "serial": r"^IP>10\.101"}}],
         "state_dir": state_dir, "poll_interval": 0.2})
     assert waited["vms"][0]["done_by"] == "serial" and waited["vms"][0]["detail"].startswith("IP>10.101")
     kept = vm("nc")
@@ -115,13 +113,14 @@ def test_a_running_installer_is_not_restarted_when_it_becomes_installed(lab, run
 def test_an_install_that_does_not_finish_or_dies_is_never_recorded(lab, run_module):
     vm, state_dir = lab
     vm("slow")
-    serial(state_dir, "slow", "MENU>")
-    timed_out = run_module(qemu_vm_install_wait, {"vms": [{"name": "slow", "timeout": 1}],
-                                                  "state_dir": state_dir, "poll_interval": 0.2})
+    # Keys that pick an entry but never answer the address prompt: the install never ends.
+    timed_out = run_module(qemu_vm_install, {"vms": [{"name": "slow", "timeout": 5, "boot_keys": "<enter>",
+                                                      "wait_for": "MENU>$"}],
+                                             "state_dir": state_dir, "poll_interval": 0.2})
     assert timed_out["failed"] and timed_out["vms"][0]["installed"] is False
-    assert re.search(r"^slow: install not done within 1 s \(its installer was stopped and it is not recorded "
+    assert re.search(r"^slow: install not done within 5 s \(its installer was stopped and it is not recorded "
                      r"installed; a re-run starts it again\)\. "
-                     r"Console picture: (\S+\.png)\. Last serial lines:\n(.|\n)*MENU>$", timed_out["msg"]), \
+                     r"Console picture: (\S+\.png)\. Last serial lines:\n(.|\n)*INSTALLING Cloud in a Box\nIP>$", timed_out["msg"]), \
         timed_out["msg"]
     picture = re.search(r"Console picture: (\S+\.png)", timed_out["msg"]).group(1)
     assert open(picture, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
@@ -131,14 +130,14 @@ def test_an_install_that_does_not_finish_or_dies_is_never_recorded(lab, run_modu
     assert restarted["launched"] and restarted["installing"] and not restarted["restored"], restarted
 
     # Partial progress by wait: returns pending without failing.
-    sliced = run_module(qemu_vm_install_wait, {"vms": [{"name": "slow", "timeout": 600}], "wait": 1,
-                                               "state_dir": state_dir, "poll_interval": 0.2})
+    sliced = run_module(qemu_vm_install, {"vms": [{"name": "slow", "timeout": 600}], "wait": 1,
+                                          "state_dir": state_dir, "poll_interval": 0.2})
     assert not sliced.get("failed") and sliced["pending"] == ["slow"] and not sliced["changed"], sliced
 
     pid = restarted["pid"]
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
-    died = run_module(qemu_vm_install_wait, {"vms": [{"name": "slow"}], "state_dir": state_dir})
+    died = run_module(qemu_vm_install, {"vms": [{"name": "slow"}], "state_dir": state_dir})
     assert died["failed"] and "slow stopped before its install was done" in died["msg"], died
     assert not os.path.exists(installed_path(state_dir, "slow"))
     again = vm("slow")
@@ -148,6 +147,8 @@ def test_an_install_that_does_not_finish_or_dies_is_never_recorded(lab, run_modu
 
 BAD_WAITS = [
     ({"name": "fresh", "done_when": {"serial": "("}}, r"fresh: done_when\.serial '\(' is not a regular expression"),
+    ({"name": "fresh", "boot_keys": "<down><entr>"}, r"fresh: boot_keys: unknown key <entr> \(did you mean <enter>\?\)"),
+    ({"name": "fresh", "boot_keys": "<enter>", "wait_for": "["}, r"fresh: wait_for '\[' is not a regular expression"),
     ({"name": "fresh", "done_when": {"port": 22}}, r"done_when\.port needs done_when\.address"),
     ({"name": "fresh", "done_when": {"halt": False}}, r"done_when has no condition"),
     ({"name": "ghost"}, r"ghost: it was never started by nestlab\.cloudlab\.qemu_vm"),
@@ -155,14 +156,15 @@ BAD_WAITS = [
 ]
 
 
-def test_bad_waits_and_bad_installs_are_refused_before_anything(lab, run_module, tmp_path):
+def test_bad_requests_are_refused_before_any_key_or_record(lab, run_module, tmp_path):
     vm, state_dir = lab
     vm("fresh")
     vm("plain", boot="cdrom")
     for request, message in BAD_WAITS:
-        refused = run_module(qemu_vm_install_wait, {"vms": [request], "state_dir": state_dir})
+        refused = run_module(qemu_vm_install, {"vms": [request], "state_dir": state_dir})
         assert refused["failed"] and re.search(message, refused["msg"]), (request, refused["msg"])
     assert not os.path.exists(os.path.dirname(installed_path(state_dir, "fresh")))
+    assert serial(state_dir, "fresh", "never", timeout=1).endswith("MENU>")  # no key reached it
     no_installer = vm("bare", cdrom=None)
     assert no_installer["failed"] and "boot=install needs the installer" in no_installer["msg"]
     no_disk = vm("diskless", disks=[])

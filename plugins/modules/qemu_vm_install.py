@@ -5,14 +5,19 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: qemu_vm_install_wait
-short_description: Wait until VMs' unattended installs are done and record them installed
+module: qemu_vm_install
+short_description: Drive VMs' unattended installs - boot-menu keys, install-done detection, installed state
 version_added: 0.4.0
 description:
-  - Watches VMs started by M(nestlab.cloudlab.qemu_vm) with I(boot=install), all at once,
-    until each install is done by its I(done_when): the installer halted (its final
-    power-off or reset, which qemu's C(-no-reboot) and C(-no-shutdown) turn into a halt), a
-    serial-log line, or a TCP port answering on the VM's address.
+  - Drives the installers of VMs started by M(nestlab.cloudlab.qemu_vm) with I(boot=install),
+    all at once. First, into each installer that has not had them yet, it types the VM's
+    I(boot_keys) (Packer's boot_command notation, as M(nestlab.cloudlab.qemu_vm_keys)),
+    once its serial log shows I(wait_for); all VMs are typed into in parallel, and an
+    installer started again (a crash, a re-run after a timeout) gets its keys again.
+  - Then it watches every VM until its install is done by its I(done_when), that is the
+    installer halted (its final power-off or reset, which qemu's C(-no-reboot) and
+    C(-no-shutdown) turn into a halt), a serial-log line, or a TCP port answering on the
+    VM's address.
   - A VM whose install is done is recorded installed (for the disks it was started with),
     so every later start by M(nestlab.cloudlab.qemu_vm) boots its disk. A halted installer
     is cleared (its qemu process quits); a VM that still runs (done by serial or port) is
@@ -46,6 +51,19 @@ options:
         description: VM name, as given to M(nestlab.cloudlab.qemu_vm).
         type: str
         required: true
+      boot_keys:
+        description:
+          - What to type at the installer's boot menu, in the notation of
+            M(nestlab.cloudlab.qemu_vm_keys) (C(<down><enter>10.101.7.1<enter>)); every key
+            is checked before anything is typed into any VM.
+        type: str
+      wait_for:
+        description: A regular expression (multiline) the serial log must show before the first key.
+        type: str
+      key_interval_ms:
+        description: Milliseconds between two key presses.
+        type: int
+        default: 100
       done_when:
         description: What ends the install; the first condition met counts.
         type: dict
@@ -65,12 +83,15 @@ options:
             description: The VM's IP address, for I(port).
             type: str
       timeout:
-        description: Seconds from the VM's start after which its install counts as failed.
+        description:
+          - Seconds from the VM's start after which its install counts as failed (the boot
+            menu's I(wait_for) included).
         type: int
         default: 3600
   wait:
     description:
-      - Seconds this call waits at most; C(0) waits until every install is done or has failed.
+      - Seconds this call waits at most for installs to be done (typing the keys may take
+        longer); C(0) waits until every install is done or has failed.
       - VMs still installing when it returns are listed in C(pending).
     type: int
     default: 0
@@ -85,13 +106,18 @@ options:
 seealso:
   - module: nestlab.cloudlab.qemu_vm
   - module: nestlab.cloudlab.qemu_vm_keys
+notes:
+  - C(playbooks/vms.yml) calls it with the plan's C(install) entry of every VM whose installer
+    runs, and starts the installed VMs from their disks afterwards.
 """
 
 EXAMPLES = r"""
-- name: Wait for the installs, printing a retry line every minute
-  nestlab.cloudlab.qemu_vm_install_wait:
+- name: Pick each VM's menu entry, type its address, and wait for the installs (a line a minute)
+  nestlab.cloudlab.qemu_vm_install:
     vms:
       - name: ciab
+        boot_keys: "<enter>10.101.7.1<enter>"
+        wait_for: "Cloud in a Box"
         done_when: {halt: true}
         timeout: 3600
       - name: ciab-nc1
@@ -126,8 +152,11 @@ vms:
       description: Seconds from the VM's start to the end of its install (or to now, while pending).
       type: int
     changed:
-      description: Whether this call recorded it installed.
+      description: Whether this call typed into it or recorded it installed.
       type: bool
+    presses:
+      description: Key presses this call typed into it (0 when it had had its keys).
+      type: int
 pending:
   description: VMs still installing when the call returned.
   returned: always
@@ -137,13 +166,17 @@ pending:
 
 import json
 import os
+import re
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._console import read_serial, type_steps, wait_for_serial
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import write_atomic
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._install import (
     done_when_problems, last_lines, port_answers, serial_match)
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._keys import KeysError, parse
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, argv_disk_paths, check_name, installed_path, installed_record, own_pid, recorded, runtime_paths)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError, query_status
@@ -163,11 +196,23 @@ class Install:
         self.paths = runtime_paths(state_dir, self.name)
         self.argv = (recorded(self.paths) or {}).get("argv") or []
         self.disks = argv_disk_paths(self.argv)
-        self.result = {"name": self.name, "installed": False, "changed": False}
+        self.result = {"name": self.name, "installed": False, "changed": False, "presses": 0}
         self.failure = None
+        self.request = request
+        self.steps = self.menu = None
 
     def problems(self):
         problems = done_when_problems(self.done_when)
+        try:
+            self.steps = parse(self.request["boot_keys"]) if self.request.get("boot_keys") else []
+        except KeysError as error:
+            problems.append("boot_keys: %s" % error)
+        try:
+            self.menu = re.compile(self.request["wait_for"], re.M) if self.request.get("wait_for") else None
+        except re.error as error:
+            problems.append("wait_for %r is not a regular expression (%s)" % (self.request["wait_for"], error))
+        if self.request["key_interval_ms"] < 0:
+            problems.append("key_interval_ms must not be negative")
         if not self.argv:
             problems.append("it was never started by nestlab.cloudlab.qemu_vm")
         elif "-no-shutdown" not in self.argv and installed_record(self.state_dir, self.name, self.disks) is None:
@@ -181,11 +226,34 @@ class Install:
             return time.time()
 
     def serial_text(self):
+        return read_serial(self.paths["serial"])
+
+    def keys_due(self):
+        """Whether this VM's running installer still needs its boot keys."""
+        pid = own_pid(self.paths)
+        if not (self.steps and pid) or installed_record(self.state_dir, self.name, self.disks) is not None:
+            return False
         try:
-            with open(self.paths["serial"], encoding="utf-8", errors="replace") as handle:
-                return handle.read()
+            with open(self.paths["keys_typed"], encoding="utf-8") as handle:
+                return handle.read().strip() != str(pid)
         except OSError:
-            return ""
+            return True
+
+    def type_keys(self):
+        """Wait for the boot menu, type the keys and note the qemu they went to (one thread per VM)."""
+        pid = own_pid(self.paths)
+        left = self.timeout - (time.time() - self.started())
+        if self.menu and wait_for_serial(self.paths["serial"], self.menu, max(left, 0)) is None:
+            self.failure = self.timed_out(self.serial_text(), "its serial log did not show %r" % self.menu.pattern)
+            return
+        try:
+            with QmpClient(self.paths["qmp"]) as qmp:
+                type_steps(qmp, self.steps, self.request["key_interval_ms"] / 1000.0, 50)
+        except QmpError as error:
+            self.failure = "%s: typing its boot keys failed: %s" % (self.name, error)
+            return
+        write_atomic(self.paths["keys_typed"], str(pid), 0o600)
+        self.result.update(changed=True, presses=sum(1 for kind, _value in self.steps if kind == "press"))
 
     def look(self):
         """(done_by, detail) when the install is done, else None; sets failure when it cannot end."""
@@ -209,7 +277,7 @@ class Install:
             self.failure = self.timed_out(text)
         return None
 
-    def timed_out(self, text):
+    def timed_out(self, text, what="install not done"):
         picture = os.path.join(self.paths["dir"], "install-timeout.png")
         try:
             with QmpClient(self.paths["qmp"]) as qmp:
@@ -217,9 +285,9 @@ class Install:
         except QmpError as error:
             picture = "none (%s)" % error
         self.clear()  # so that the next qemu_vm run starts the installer again
-        return ("%s: install not done within %d s (its installer was stopped and it is not recorded "
+        return ("%s: %s within %d s (its installer was stopped and it is not recorded "
                 "installed; a re-run starts it again). Console picture: %s. Last serial lines:\n%s"
-                % (self.name, self.timeout, picture, "\n".join(last_lines(text)) or "(empty)"))
+                % (self.name, what, self.timeout, picture, "\n".join(last_lines(text)) or "(empty)"))
 
     def record(self, done_by, detail):
         """Record the VM installed; clear a halted installer so the next start boots the disk."""
@@ -253,6 +321,9 @@ def main():
         argument_spec={
             "vms": {"type": "list", "elements": "dict", "required": True, "options": {
                 "name": {"type": "str", "required": True},
+                "boot_keys": {"type": "str", "no_log": False},
+                "wait_for": {"type": "str"},
+                "key_interval_ms": {"type": "int", "default": 100, "no_log": False},
                 "done_when": {"type": "dict", "default": {}, "options": DONE_WHEN},
                 "timeout": {"type": "int", "default": 3600}}},
             "wait": {"type": "int", "default": 0},
@@ -275,8 +346,14 @@ def main():
     if errors:
         module.fail_json(msg="; ".join(errors) + ". Nothing was recorded.", errors=errors)
 
+    typing = [install for install in installs if install.keys_due()]
+    if typing and not module.check_mode:
+        with ThreadPoolExecutor(max_workers=min(16, len(typing))) as pool:
+            list(pool.map(Install.type_keys, typing))
+    for install in typing:
+        install.result["changed"] = True  # in check mode: the keys would be typed
     deadline = time.monotonic() + module.params["wait"] if module.params["wait"] > 0 else None
-    pending = list(installs)
+    pending = [install for install in installs if install.failure is None]
     while True:
         for install in list(pending):
             found = install.look()
