@@ -2,6 +2,8 @@
 # Benchmarks of nestlab.cloudlab (`make bench`). Each runs for real on a test-bed
 # hypervisor VM and writes JSON under bench/results/.
 #   planner: 1,000 and 10,000 VMs planned on the controller (no VM needed).
+#   installs: 1 and 6 fake-installer VMs installed hands-free at once, on the controller
+#   (TCG, no test bed; BENCH_SKIP_INSTALL=1 skips it).
 #   qemu_vm launch: COUNT VMs through qemu_vm vs the same qemu command lines from a shell
 #   loop, for COUNT in $BENCH_COUNTS (default "20 50").
 #   site.yml re-run: the demo lab's idempotent re-run vs an empty play (BENCH_SKIP_SITE=1
@@ -11,6 +13,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mkdir -p bench/results
 
 python3 bench/plan_bench.py bench/results/plan.json
+# Hands-free installs run on the controller itself (TCG, no test bed).
+if [ "${BENCH_SKIP_INSTALL:-}" != 1 ]; then
+  python3 tests/testbed/fake_installer_iso.py .cache/fake-installer.iso
+  python3 bench/install_bench.py bench/results/install.json
+fi
 [ "${BENCH_SKIP_VMS:-}" = 1 ] && exit 0
 
 trap 'python3 tests/testbed/testbed.py down bench' EXIT

@@ -157,6 +157,10 @@ vms:
     presses:
       description: Key presses this call typed into it (0 when it had had its keys).
       type: int
+    typing_seconds:
+      description: How long typing its keys took, from the first press to the end of the last pause.
+      type: float
+      returned: when this call typed into it
 pending:
   description: VMs still installing when the call returned.
   returned: always
@@ -246,6 +250,7 @@ class Install:
         if self.menu and wait_for_serial(self.paths["serial"], self.menu, max(left, 0)) is None:
             self.failure = self.timed_out(self.serial_text(), "its serial log did not show %r" % self.menu.pattern)
             return
+        started = time.monotonic()
         try:
             with QmpClient(self.paths["qmp"]) as qmp:
                 type_steps(qmp, self.steps, self.request["key_interval_ms"] / 1000.0, 50)
@@ -253,7 +258,8 @@ class Install:
             self.failure = "%s: typing its boot keys failed: %s" % (self.name, error)
             return
         write_atomic(self.paths["keys_typed"], str(pid), 0o600)
-        self.result.update(changed=True, presses=sum(1 for kind, _value in self.steps if kind == "press"))
+        self.result.update(changed=True, presses=sum(1 for kind, _value in self.steps if kind == "press"),
+                           typing_seconds=round(time.monotonic() - started, 2))
 
     def look(self):
         """(done_by, detail) when the install is done, else None; sets failure when it cannot end."""
