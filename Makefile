@@ -46,20 +46,9 @@ $(INSTALLER_ISO): tests/testbed/fake_installer_iso.py tests/testbed/marker_iso.p
 	@mkdir -p $(dir $@)
 	python3 tests/testbed/fake_installer_iso.py $@
 
-molecule: setup $(MARKER_ISO) $(INSTALLER_ISO)  ## Every molecule scenario, one test-bed VM at a time
+molecule: setup $(MARKER_ISO) $(INSTALLER_ISO)  ## Every molecule scenario, each on its own test-bed VM, in lanes (tools/molecule.sh)
 	@python3 tests/testbed/testbed.py image >/dev/null
-	@for scenario in $(SCENARIOS); do \
-	  echo "=== molecule scenario $$scenario"; \
-	  start=$$(date +%s); \
-	  if ! molecule test -s $$scenario; then \
-	    echo "=== scenario $$scenario FAILED; L1 serial log tail:"; \
-	    tail -n 60 "$(NESTLAB_CACHE)/logs/molecule-$$scenario.serial.log" 2>/dev/null || true; \
-	    [ -z "$${NESTLAB_TIMINGS:-}" ] || printf '  scenario %s\t%d\tFAILED\n' "$$scenario" "$$(( $$(date +%s) - start ))" >>"$$NESTLAB_TIMINGS"; \
-	    exit 1; \
-	  fi; \
-	  echo "=== scenario $$scenario passed in $$(( $$(date +%s) - start ))s"; \
-	  [ -z "$${NESTLAB_TIMINGS:-}" ] || printf '  scenario %s\t%d\tpassed\n' "$$scenario" "$$(( $$(date +%s) - start ))" >>"$$NESTLAB_TIMINGS"; \
-	done
+	@tools/molecule.sh $(SCENARIOS)
 
 bench: setup  ## Benchmarks (see bench/README.md)
 	@bench/run.sh
