@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # `make molecule`: every scenario, each on its own disposable test-bed VM.
 #
-# The beds are emulated (TCG) and a scenario keeps about one core busy, so on a machine
+# The beds are emulated (TCG) and a scenario leaves part of the CPU idle, so on a machine
 # with two cores or more the scenarios run in NESTLAB_MOLECULE_LANES lanes (default 2;
 # 1 on a one-core machine): each lane takes the next scenario from one queue, longest
-# first, so the lanes end close together. With more than one lane each bed gets one vCPU
-# (NESTLAB_BED_SMP, as the test-bed notes advise for two beds at once).
-# Each scenario's output goes to $NESTLAB_CACHE/logs/molecule-SCENARIO.log; a failing
-# scenario's log tail and its bed's serial log tail are printed, and no lane starts a
-# new scenario after a failure. Usage: tools/molecule.sh [SCENARIO...]
+# first, so the lanes end close together. Each bed keeps its two vCPUs (NESTLAB_BED_SMP):
+# one scenario at a time kept only about 1.3 of two cores busy (timers, reboots, waits).
+# Each scenario's output goes, time-stamped, to $NESTLAB_CACHE/logs/molecule-SCENARIO.log;
+# a failing scenario's log tail and its bed's serial log tail are printed, and no lane
+# starts a new scenario after a failure. Usage: tools/molecule.sh [SCENARIO...]
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,8 +17,8 @@ logs=${NESTLAB_CACHE:?}/logs
 mkdir -p "$logs"
 
 # Longest first (seconds seen on a 2-core machine); scenarios not listed go last.
-order=(site hypervisor host_bridge_ifupdown qemu_vm host_bridge_netplan
-       host_bridge_networkmanager default)
+order=(site default host_bridge_ifupdown qemu_vm host_bridge_netplan
+       host_bridge_networkmanager)
 if [ $# -gt 0 ]; then
   wanted=("$@")
 else
@@ -35,9 +35,6 @@ done
 
 cores=$(nproc)
 lanes=${NESTLAB_MOLECULE_LANES:-$(( cores >= 2 ? 2 : 1 ))}
-if [ "$lanes" -gt 1 ]; then
-  export NESTLAB_BED_SMP=${NESTLAB_BED_SMP:-1}
-fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/nestlab-molecule.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -54,13 +51,21 @@ next_scenario() {
   ) 9>"$work/lock"
 }
 
+# Each line of a scenario's log with the time it was printed, to see where time goes.
+stamp() {
+  local line
+  while IFS= read -r line; do
+    printf '%(%H:%M:%S)T %s\n' -1 "$line"
+  done
+}
+
 run_lane() {
   local lane=$1 scenario start seconds log
   while scenario=$(next_scenario) && [ -n "$scenario" ]; do
     log=$logs/molecule-$scenario.log
     echo "=== lane $lane: molecule scenario $scenario (log: $log)"
     start=$(date +%s)
-    if molecule test -s "$scenario" >"$log" 2>&1; then
+    if molecule test -s "$scenario" 2>&1 | stamp >"$log"; then
       seconds=$(( $(date +%s) - start ))
       echo "=== scenario $scenario passed in ${seconds}s"
       [ -z "${NESTLAB_TIMINGS:-}" ] || printf '  scenario %s\t%d\tpassed\n' "$scenario" "$seconds" >>"$NESTLAB_TIMINGS"
