@@ -322,7 +322,9 @@ def start_qemu(image, directory):
 
 
 def ssh_argv(info, *command):
-    return ["ssh", *SSH_OPTIONS, "-o", "ConnectTimeout=5", "-i", info["identity_file"],
+    # ConnectTimeout also bounds the SSH banner: a bed booting while another bed works
+    # (scenarios in lanes) took over 5 s to send it, and a 5 s limit never let it answer.
+    return ["ssh", *SSH_OPTIONS, "-o", "ConnectTimeout=30", "-i", info["identity_file"],
             "-p", str(info["port"]), f"root@{info['address']}", *command]
 
 
@@ -340,8 +342,11 @@ def wait_for_ssh(info, directory, timeout):
         if not is_our_qemu(info["pid"], directory):
             raise BedError("the L1 qemu exited while booting; serial console:\n"
                            + serial_tail(directory))
-        probe = subprocess.run(ssh_argv(info, "true"), capture_output=True, check=False,
-                               timeout=30)
+        try:
+            probe = subprocess.run(ssh_argv(info, "true"), capture_output=True, check=False,
+                                   timeout=60)
+        except subprocess.TimeoutExpired:
+            continue
         if probe.returncode == 0:
             return
         time.sleep(2)
