@@ -59,26 +59,25 @@ stamp() {
 }
 
 run_lane() {
-  local lane=$1 scenario start seconds log
+  local lane=$1 scenario start seconds log result
   while scenario=$(next_scenario) && [ -n "$scenario" ]; do
     log=$logs/molecule-$scenario.log
     echo "=== lane $lane: molecule scenario $scenario (log: $log)"
     start=$(date +%s)
-    if molecule test -s "$scenario" 2>&1 | stamp >"$log"; then
-      seconds=$(( $(date +%s) - start ))
+    if molecule test -s "$scenario" 2>&1 | stamp >"$log"; then result=passed; else result=FAILED; fi
+    seconds=$(( $(date +%s) - start ))
+    [ -z "${NESTLAB_TIMINGS:-}" ] || printf '  scenario %s\t%d\t%s\n' "$scenario" "$seconds" "$result" >>"$NESTLAB_TIMINGS"
+    if [ "$result" = passed ]; then
       echo "=== scenario $scenario passed in ${seconds}s"
-      [ -z "${NESTLAB_TIMINGS:-}" ] || printf '  scenario %s\t%d\tpassed\n' "$scenario" "$seconds" >>"$NESTLAB_TIMINGS"
-    else
-      seconds=$(( $(date +%s) - start ))
-      touch "$work/failed"
-      {
-        echo "=== scenario $scenario FAILED after ${seconds}s; the end of its log:"
-        tail -n 150 "$log"
-        echo "=== scenario $scenario: L1 serial log tail:"
-        tail -n 40 "$logs/molecule-$scenario.serial.log" 2>/dev/null || true
-      } | sed "s/^/[$scenario] /"
-      [ -z "${NESTLAB_TIMINGS:-}" ] || printf '  scenario %s\t%d\tFAILED\n' "$scenario" "$seconds" >>"$NESTLAB_TIMINGS"
+      continue
     fi
+    touch "$work/failed"
+    {
+      echo "=== scenario $scenario FAILED after ${seconds}s; the end of its log:"
+      tail -n 150 "$log"
+      echo "=== scenario $scenario: L1 serial log tail:"
+      tail -n 40 "$logs/molecule-$scenario.serial.log" 2>/dev/null || true
+    } | sed "s/^/[$scenario] /"
   done
 }
 
