@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+from ansible.errors import AnsibleFilterError
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._plan import (
     hypervisor_facts, lab_inventory, plan, vm_arguments)
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._seed import media_arguments
 
 
 def cloudlab_plan(clouds, hypervisors):
@@ -28,9 +30,18 @@ def cloudlab_inventory(vms_by_host, consoles=None):
     return lab_inventory(vms_by_host, consoles)
 
 
+def cloudlab_seed_media(seeds, rendered=None):
+    """See plugins/filter/cloudlab_seed_media.yml."""
+    try:
+        return media_arguments(seeds, rendered or {})
+    except KeyError as error:
+        raise AnsibleFilterError("cloudlab_seed_media: %s" % error.args[0]) from None
+
+
 class FilterModule:
     """nestlab.cloudlab planning filters."""
 
     def filters(self):
         return {"cloudlab_plan": cloudlab_plan, "cloudlab_hypervisors": cloudlab_hypervisors,
-                "cloudlab_vm_arguments": cloudlab_vm_arguments, "cloudlab_inventory": cloudlab_inventory}
+                "cloudlab_vm_arguments": cloudlab_vm_arguments, "cloudlab_inventory": cloudlab_inventory,
+                "cloudlab_seed_media": cloudlab_seed_media}

@@ -27,6 +27,7 @@ from ansible_collections.nestlab.cloudlab.plugins.module_utils._keys import Keys
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._keys import parse as parse_keys
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._names import (
     VM_NAME_MAX, ifname_problem, normalize_mac, vm_name_problem)
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._seed import PRESETS, check_medium, drive_args, plan_files, seed_path
 
 TOPOLOGIES = ("cloud_in_a_box", "frontend_nodes")
 VNC_PASSWORD_MAX = 8  # the VNC protocol's limit
@@ -39,6 +40,7 @@ VM_DEFAULTS = {"memory": 2048, "vcpus": 2, "disk": "100g", "cpu": "auto", "accel
 HYPERVISOR_DEFAULTS = {"bridge": "br0", "disk_backend": "lvm", "vg": "vg01",
                        "file_dir": "/var/lib/nestlab/disks", "file_format": "qcow2",
                        "memory_reserve_mib": 512, "first_display": 1}
+STATE_DIR = "/var/lib/nestlab"  # the modules' default state_dir (seed media live under it)
 
 
 class _Invalid(Exception):
@@ -224,9 +226,52 @@ def _installer_args(value):
     return [_placeholders_checked(item) for item in _string_list(value)]
 
 
+def _seed_file(value):
+    """One file of a seed medium: {template: /absolute/path.j2} or {content: text}."""
+    if not isinstance(value, dict) or len(value) != 1 or not set(value) <= {"template", "content"}:
+        raise _Invalid("%r is not {template: /path/to/file.j2} or {content: text}" % (value,))
+    if "template" in value:
+        return {"template": _absolute_path(value["template"])}
+    if not isinstance(value["content"], str):
+        raise _Invalid("content %r is not text" % (value["content"],))
+    return {"content": value["content"]}
+
+
+def _seed_files(value):
+    if not isinstance(value, dict):
+        raise _Invalid("%r is not a mapping of file names to {template: ...} or {content: ...}" % (value,))
+    clean = {}
+    for name, entry in value.items():
+        try:
+            clean[str(name)] = _seed_file(entry)
+        except _Invalid as error:
+            raise _Invalid("%s: %s" % (name, error)) from None
+    return clean
+
+
+def _seed(value):
+    """An answer-file medium (see module_utils/_seed.py): preset, label, files."""
+    problems = []
+    clean = _fields(value, SEED_FIELDS, "", problems)
+    if problems:
+        raise _Invalid("; ".join(problem.lstrip(": ") for problem in problems))
+    if "preset" not in clean:
+        raise _Invalid("needs a preset (%s)" % ", ".join(PRESETS))
+    clean.setdefault("files", {})
+    label = clean.get("label", PRESETS[clean["preset"]]["label"])
+    names = set(clean["files"]) | set(plan_files(clean["preset"], {"name": "x"}))
+    problems = check_medium(clean["preset"], label, sorted(names))
+    if problems:
+        raise _Invalid("; ".join(problems))
+    clean["label"] = label
+    return clean
+
+
 DONE_WHEN_FIELDS = {"halt": _bool, "serial": _regex, "port": _integer(1, 65535)}
+SEED_FIELDS = {"preset": _choice(*PRESETS), "label": _text, "files": _seed_files}
 INSTALLER_FIELDS = {"boot_keys": _boot_keys, "wait_for": _regex, "key_interval_ms": _integer(0, 10000),
-                    "done_when": _done_when, "timeout": _integer(1), "args": _installer_args}
+                    "done_when": _done_when, "timeout": _integer(1), "args": _installer_args,
+                    "seed": _seed}
 
 
 def _installer(value):
@@ -632,6 +677,7 @@ def _plan(clouds, hypervisors):
     _assign_node_addresses(automatic, claims, settings, errors)
     _render_installers(vms, errors)
     _assign_macs(vms, set(fixed_macs))
+    _render_seeds(vms)
     errors.extend(_assign_displays(vms, settings))
     for first, second in overlaps(claims):
         errors.append("%s of %s overlaps %s of %s" % (first[1], first[0], second[1], second[0]))
@@ -696,10 +742,32 @@ def _render_installers(vms, errors):
                                   "wait_for": settings["wait_for"], "key_interval_ms": settings["key_interval_ms"],
                                   "done_when": done_when, "timeout": settings["timeout"]}
             planned["qemu_vm"]["installer_args"] = [fill(arg) for arg in settings["args"]]
+            if settings.get("seed"):
+                planned["seed"] = dict(settings["seed"], facts=facts)  # MAC added once known
             if missing:
                 errors.append("%s: uses %s, which this VM's plan does not have (set the cloud's network "
                               "or the hypervisor's cloudlab_gateway / cloudlab_dns)"
                               % (where, ", ".join("{%s}" % name for name in sorted(missing))))
+
+
+def _render_seeds(vms):
+    """Each seed medium as qemu_vm_seed takes it (the preset's own files added, the user's
+    winning) and attached to the installer; templates stay paths, rendered on the controller
+    with the facts (playbooks/vms.yml)."""
+    for planned_vms in vms.values():
+        for planned in planned_vms:
+            seed = planned.get("seed")
+            if not seed:
+                continue
+            facts = dict(seed["facts"], mac=planned["mac"], dns=list(planned["network"]["dns"]))
+            files = [{"name": name, "content": text}
+                     for name, text in sorted(plan_files(seed["preset"], facts).items())
+                     if name not in seed["files"]]
+            files += [dict(entry, name=name) for name, entry in sorted(seed["files"].items())]
+            path = seed_path(STATE_DIR, planned["name"])
+            planned["seed"] = {"name": planned["name"], "preset": seed["preset"], "label": seed["label"], "files": files,
+                               "path": path, "facts": facts}
+            planned["qemu_vm"]["installer_args"] = planned["qemu_vm"]["installer_args"] + drive_args(path)
 
 
 # ------------------------------------------------------------- VM addresses

@@ -222,3 +222,32 @@ def test_installer_settings_are_rendered_per_vm_from_its_plan_facts():
     # A VM's own installer keys are merged over its cloud's.
     assert nc2["install"]["timeout"] == 60 and nc2["install"]["boot_keys"].endswith("10.101.7.3<enter>")
     assert "installer" not in fe and "install" not in _plan.plan([{"name": "plain"}], hypervisors)["vms"]["hv1"][0]
+
+
+def test_seed_media_are_planned_with_the_presets_files_and_attached_to_the_installer():
+    clouds = [{"name": "nc", "topology": "cloud_in_a_box", "iso": "/srv/ubuntu.iso",
+               "network": {"address": "10.101.7.1"},
+               "vm": {"installer": {"args": ["-m", "99"], "seed": {
+                   "preset": "nocloud", "files": {"user-data": {"template": "/srv/lab/user-data.j2"},
+                                                  "meta-data": {"content": "instance-id: mine\n"}}}}}}]
+    hypervisors = {"hv1": {"network": "10.101.0.0/16", "gateway": "10.101.0.1", "dns": ["10.101.0.2"],
+                           "memory_mib": 65536, "disk_bytes": 10 ** 13}}
+    result = _plan.plan(clouds, hypervisors)
+    assert result["errors"] == []
+    (vm,) = result["vms"]["hv1"]
+    seed = vm["seed"]
+    assert (seed["name"], seed["preset"], seed["label"], seed["path"]) == (
+        "nc", "nocloud", "CIDATA", "/var/lib/nestlab/seeds/nc.iso")
+    # The user's meta-data wins over the preset's; network-config comes from the plan facts.
+    files = {entry["name"]: entry for entry in seed["files"]}
+    assert files["meta-data"] == {"name": "meta-data", "content": "instance-id: mine\n"}
+    assert files["user-data"] == {"name": "user-data", "template": "/srv/lab/user-data.j2"}
+    network = yaml.safe_load(files["network-config"]["content"])
+    assert network == {"version": 2, "ethernets": {"eth0": {
+        "match": {"macaddress": vm["mac"]}, "set-name": "eth0", "addresses": ["10.101.7.1/16"],
+        "routes": [{"to": "default", "via": "10.101.0.1"}], "nameservers": {"addresses": ["10.101.0.2"]}}}}
+    assert seed["facts"]["mac"] == vm["mac"] and seed["facts"]["address"] == "10.101.7.1"
+    assert seed["facts"]["dns"] == ["10.101.0.2"] and seed["facts"]["role"] == "cloud_in_a_box"
+    # Attached as a second CD-ROM after the user's own installer arguments.
+    assert vm["qemu_vm"]["installer_args"] == [
+        "-m", "99", "-drive", "file=/var/lib/nestlab/seeds/nc.iso,media=cdrom,readonly=on"]
