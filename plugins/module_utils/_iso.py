@@ -7,7 +7,9 @@ in its root directory, with a Joliet tree so that Linux sees the names as writte
 (``user-data``, ``ks.cfg``) and a volume label installers look for (``OEMDRV``, ``CIDATA``).
 The same input always gives the same bytes (fixed timestamps), so a caller can compare an
 existing image with the wanted one to stay idempotent, without genisoimage or xorriso on
-the host.  ``read_files(path)`` lists the files of an image's root, Joliet names first.
+the host.  ``read_files(path)`` reads the files of an image's root and ``read_path(path,
+'/install.amd/vmlinuz')`` one file anywhere in an image (Joliet, Rock Ridge or plain ISO 9660
+names), to take an installer's kernel out of its ISO.
 Standard library only; the layout follows ECMA-119 and the Joliet specification.
 """
 
@@ -150,52 +152,113 @@ def build(label, files):
     return bytes(image)
 
 
-def _records(sector_data):
-    offset = 0
-    while offset < len(sector_data) and sector_data[offset]:
-        length = sector_data[offset]
-        record = sector_data[offset:offset + length]
-        extent = struct.unpack("<I", record[2:6])[0]
-        size = struct.unpack("<I", record[10:14])[0]
-        identifier = record[33:33 + record[32]]
-        yield identifier, extent, size, bool(record[25] & 2)
+def _rock_ridge_name(system_use):
+    """The Rock Ridge NM name in a directory record's system use area, or None."""
+    offset, name = 0, None
+    while offset + 4 <= len(system_use):
+        signature, length = system_use[offset:offset + 2], system_use[offset + 2]
+        if length < 4:
+            break
+        if signature == b"NM":
+            name = (name or b"") + system_use[offset + 5:offset + length]
         offset += length
+    return name.decode("utf-8", "replace") if name is not None else None
 
 
-def read_files(path, max_size=64 * 1024 * 1024):
-    """{name: bytes} of the files in the root directory of the ISO image at PATH, and its
-    label: Joliet names and label when the image has a Joliet tree, else ISO 9660 names
-    without their version.  Only the first sector of the root directory is read."""
-    with open(path, "rb") as handle:
-        def sector(number, count=1):
-            handle.seek(number * SECTOR)
-            return handle.read(count * SECTOR)
+class _Image:
+    """An open ISO image: its best directory tree (Joliet, else primary with Rock Ridge names)."""
 
+    def __init__(self, handle, path):
+        self.handle, self.path = handle, path
         descriptors = {}
-        for number in range(16, 32):
-            data = sector(number)
+        for number in range(16, 64):
+            data = self.sector(number)
             if len(data) < SECTOR or data[1:6] != b"CD001":
                 raise IsoError("%s is not an ISO 9660 image" % path)
             if data[0] == 255:
                 break
             if data[0] == 1 or (data[0] == 2 and data[88:91] in (b"%/@", b"%/C", b"%/E")):
                 descriptors.setdefault(data[0], data)
-        joliet = 2 in descriptors
+        self.joliet = 2 in descriptors
         descriptor = descriptors.get(2) or descriptors.get(1)
         if descriptor is None:
             raise IsoError("%s has no primary volume descriptor" % path)
-        encoding = "utf-16-be" if joliet else "ascii"
-        label = descriptor[40:72].decode(encoding, "replace").rstrip(" \x00")
-        root_extent = struct.unpack("<I", descriptor[158:162])[0]
+        self.encoding = "utf-16-be" if self.joliet else "ascii"
+        self.label = descriptor[40:72].decode(self.encoding, "replace").rstrip(" \x00")
+        self.root = (struct.unpack("<I", descriptor[158:162])[0], struct.unpack("<I", descriptor[166:170])[0])
+
+    def sector(self, number, count=1):
+        self.handle.seek(number * SECTOR)
+        return self.handle.read(count * SECTOR)
+
+    def entries(self, extent, size):
+        """{name: (extent, size, is_directory)} of the directory at EXTENT (SIZE bytes)."""
+        found = {}
+        data = self.sector(extent, max(1, -(-size // SECTOR)))[:size]
+        for start in range(0, len(data), SECTOR):  # records never cross a sector boundary
+            block, offset = data[start:start + SECTOR], 0
+            while offset < len(block) and block[offset]:
+                record = block[offset:offset + block[offset]]
+                offset += block[offset]
+                identifier = record[33:33 + record[32]]
+                if identifier in (b"\x00", b"\x01"):
+                    continue
+                name = None if self.joliet else _rock_ridge_name(record[33 + record[32] + (1 - record[32] % 2):])
+                if name is None:
+                    name = identifier.decode(self.encoding, "replace")
+                    name = name[:-2] if name.endswith(";1") else name
+                    name = name[:-1] if name.endswith(".") else name
+                found[name] = (struct.unpack("<I", record[2:6])[0], struct.unpack("<I", record[10:14])[0],
+                               bool(record[25] & 2))
+        return found
+
+    def find(self, inner_path):
+        """(extent, size) of the file at INNER_PATH ('/install.amd/vmlinuz'); names are matched
+        exactly, else without regard to case (an image without Rock Ridge or Joliet has
+        upper-case names)."""
+        extent, size = self.root
+        parts = [part for part in inner_path.split("/") if part]
+        if not parts:
+            raise IsoError("%s: %r names no file" % (self.path, inner_path))
+        for index, part in enumerate(parts):
+            entries = self.entries(extent, size)
+            match = entries.get(part)
+            if match is None:
+                folded = {name.lower(): value for name, value in entries.items()}
+                match = folded.get(part.lower())
+            if match is None:
+                raise IsoError("%s has no %s (in %s: %s)" % (self.path, "/".join([""] + parts[:index + 1]),
+                               "/".join([""] + parts[:index]) or "/", ", ".join(sorted(entries)[:12]) or "nothing"))
+            extent, size, directory = match
+            if directory != (index < len(parts) - 1):
+                raise IsoError("%s: %s is %s" % (self.path, "/".join([""] + parts[:index + 1]),
+                                                 "a directory" if directory else "not a directory"))
+        return extent, size
+
+
+def read_path(path, inner_path, max_size=1024 * 1024 * 1024):
+    """The bytes of the file at INNER_PATH inside the ISO image at PATH."""
+    with open(path, "rb") as handle:
+        image = _Image(handle, path)
+        extent, size = image.find(inner_path)
+        if size > max_size:
+            raise IsoError("%s: %s is larger than %d bytes" % (path, inner_path, max_size))
+        handle.seek(extent * SECTOR)
+        return handle.read(size)
+
+
+def read_files(path, max_size=64 * 1024 * 1024):
+    """(label, {name: bytes}) of the files in the root directory of the ISO image at PATH:
+    Joliet names and label when the image has a Joliet tree, else Rock Ridge or ISO 9660
+    names without their version."""
+    with open(path, "rb") as handle:
+        image = _Image(handle, path)
         files = {}
-        for identifier, extent, size, directory in _records(sector(root_extent)):
-            if directory or identifier in (b"\x00", b"\x01"):
+        for name, (extent, size, directory) in image.entries(*image.root).items():
+            if directory:
                 continue
-            name = identifier.decode(encoding, "replace")
-            name = name[:-2] if name.endswith(";1") else name
-            name = name[:-1] if not joliet and name.endswith(".") else name
             if size > max_size:
                 raise IsoError("%s: %s is larger than %d bytes" % (path, name, max_size))
             handle.seek(extent * SECTOR)
             files[name] = handle.read(size)
-    return label, files
+    return image.label, files

@@ -27,7 +27,8 @@ from ansible_collections.nestlab.cloudlab.plugins.module_utils._keys import Keys
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._keys import parse as parse_keys
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._names import (
     VM_NAME_MAX, ifname_problem, normalize_mac, vm_name_problem)
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._seed import PRESETS, check_medium, drive_args, plan_files, seed_path
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._seed import (
+    PRESETS, boot_file_paths, check_medium, drive_args, kernel_args, plan_files, seed_path)
 
 TOPOLOGIES = ("cloud_in_a_box", "frontend_nodes")
 VNC_PASSWORD_MAX = 8  # the VNC protocol's limit
@@ -267,11 +268,36 @@ def _seed(value):
     return clean
 
 
+def _path_in_iso(value):
+    _text(value)
+    if not value.startswith("/") or "\n" in value:
+        raise _Invalid("%r is not a path inside the ISO like /install.amd/vmlinuz" % (value,))
+    return value
+
+
+def _append(value):
+    if not isinstance(value, str) or "\n" in value:
+        raise _Invalid("%r is not a one-line kernel command line" % (value,))
+    return _placeholders_checked(value)
+
+
+def _kernel(value):
+    """Direct kernel boot: the kernel (and initrd) inside the VM's ISO, and the command line."""
+    problems = []
+    clean = _fields(value, KERNEL_FIELDS, "", problems)
+    if problems:
+        raise _Invalid("; ".join(problem.lstrip(": ") for problem in problems))
+    if "kernel" not in clean:
+        raise _Invalid("needs kernel: the kernel's path inside the ISO (like /install.amd/vmlinuz)")
+    return clean
+
+
 DONE_WHEN_FIELDS = {"halt": _bool, "serial": _regex, "port": _integer(1, 65535)}
+KERNEL_FIELDS = {"kernel": _path_in_iso, "initrd": _path_in_iso, "append": _append}
 SEED_FIELDS = {"preset": _choice(*PRESETS), "label": _text, "files": _seed_files}
 INSTALLER_FIELDS = {"boot_keys": _boot_keys, "wait_for": _regex, "key_interval_ms": _integer(0, 10000),
                     "done_when": _done_when, "timeout": _integer(1), "args": _installer_args,
-                    "seed": _seed}
+                    "seed": _seed, "kernel": _kernel}
 
 
 def _installer(value):
@@ -742,6 +768,15 @@ def _render_installers(vms, errors):
                                   "wait_for": settings["wait_for"], "key_interval_ms": settings["key_interval_ms"],
                                   "done_when": done_when, "timeout": settings["timeout"]}
             planned["qemu_vm"]["installer_args"] = [fill(arg) for arg in settings["args"]]
+            kernel = settings.get("kernel")
+            if kernel and not planned["qemu_vm"].get("cdrom"):
+                errors.append("%s: kernel: needs the VM's iso to take the kernel from" % where)
+            elif kernel:
+                planned["boot_files"] = {"name": planned["name"], "iso": planned["qemu_vm"]["cdrom"],
+                                         "kernel": kernel["kernel"], "initrd": kernel.get("initrd")}
+                planned["qemu_vm"]["installer_args"] += kernel_args(
+                    boot_file_paths(STATE_DIR, planned["name"]), fill(kernel.get("append", "")),
+                    initrd=bool(kernel.get("initrd")))
             if settings.get("seed"):
                 planned["seed"] = dict(settings["seed"], facts=facts)  # MAC added once known
             if missing:

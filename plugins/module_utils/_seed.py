@@ -1,6 +1,7 @@
 # Copyright: (c) 2026, nestlab.cloudlab developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Seed media: the answer-file CD-ROM an installer finds by its volume label.
+"""Seed media (the answer-file CD-ROM an installer finds by its volume label) and the
+paths of direct kernel boot.
 
 Presets name what real installers look for on their own:
 
@@ -21,6 +22,7 @@ import json
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._iso import IsoError, check_file_name, check_label, primary_name
 
 SEED_DIR = "seeds"  # under the collection's state directory (/var/lib/nestlab)
+BOOT_DIR = "boot"  # kernels and initrds taken out of installer ISOs, one folder per VM
 PRESETS = {
     "kickstart": {"label": "OEMDRV", "required": ("ks.cfg",)},
     "nocloud": {"label": "CIDATA", "required": ("user-data", "meta-data")},
@@ -30,6 +32,18 @@ PRESETS = {
 
 def seed_path(state_dir, name):
     return "%s/%s/%s.iso" % (state_dir.rstrip("/"), SEED_DIR, name)
+
+
+def boot_file_paths(state_dir, name):
+    """Where a VM's kernel and initrd copies live (see qemu_vm_boot_files)."""
+    folder = "%s/%s/%s" % (state_dir.rstrip("/"), BOOT_DIR, name)
+    return {"dir": folder, "kernel": folder + "/kernel", "initrd": folder + "/initrd"}
+
+
+def kernel_args(paths, append, initrd=True):
+    """qemu arguments for a direct kernel boot from a VM's copies."""
+    return (["-kernel", paths["kernel"]] + (["-initrd", paths["initrd"]] if initrd else [])
+            + (["-append", append] if append else []))
 
 
 def drive_args(path):

@@ -50,6 +50,33 @@ def test_a_foreign_image_is_read_by_its_joliet_names(tmp_path):
     assert _iso.read_files(str(foreign)) == ("OEMDRV", {"ks.cfg": b"text\n"})
 
 
+@pytest.mark.parametrize("names", [["-J"], ["-J", "--norock"], [], ["--norock"]],
+                         ids=["joliet+rock-ridge", "joliet", "rock-ridge", "plain"])
+def test_a_file_deep_in_a_foreign_image_is_found_by_its_path(tmp_path, names):
+    tree = tmp_path / "tree" / "install.amd" / "gtk"
+    tree.mkdir(parents=True)
+    kernel = bytes(range(256)) * 40  # spans several sectors
+    (tree.parent / "vmlinuz").write_bytes(kernel)
+    (tree.parent / "initrd.gz").write_bytes(b"initrd")
+    for number in range(60):  # a directory of more than one sector
+        (tree / ("file-with-a-long-name-%02d.txt" % number)).write_text(str(number))
+    foreign = tmp_path / "foreign.iso"
+    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet"] + names + ["-o", str(foreign), str(tmp_path / "tree")],
+                   capture_output=True, check=True)
+    assert _iso.read_path(str(foreign), "/install.amd/vmlinuz") == kernel
+    assert _iso.read_path(str(foreign), "install.amd/initrd.gz") == b"initrd"
+    plain = names == ["--norock"]
+    if not plain:  # plain ISO 9660 names are upper case and cut short
+        assert _iso.read_path(str(foreign), "/install.amd/gtk/file-with-a-long-name-59.txt") == b"59"
+    listing = "GTK, INITRD.GZ, VMLINUZ" if plain else "gtk, initrd.gz, vmlinuz"
+    with pytest.raises(_iso.IsoError, match=r"has no /install.amd/linux \(in /install.amd: %s\)" % listing):
+        _iso.read_path(str(foreign), "/install.amd/linux")
+    with pytest.raises(_iso.IsoError, match="/install.amd is a directory"):
+        _iso.read_path(str(foreign), "/install.amd")
+    with pytest.raises(_iso.IsoError, match="/install.amd/vmlinuz is not a directory"):
+        _iso.read_path(str(foreign), "/install.amd/vmlinuz/x")
+
+
 def test_a_file_that_is_not_an_iso_is_refused(tmp_path):
     other = tmp_path / "other"
     other.write_bytes(bytes(40000))

@@ -251,3 +251,26 @@ def test_seed_media_are_planned_with_the_presets_files_and_attached_to_the_insta
     # Attached as a second CD-ROM after the user's own installer arguments.
     assert vm["qemu_vm"]["installer_args"] == [
         "-m", "99", "-drive", "file=/var/lib/nestlab/seeds/nc.iso,media=cdrom,readonly=on"]
+
+
+def test_direct_kernel_boot_is_planned_from_the_iso_with_the_append_line_filled():
+    clouds = [{"name": "deb", "topology": "frontend_nodes", "iso": "/srv/debian.iso",
+               "network": {"address": "10.101.7.1"},
+               "vm": {"installer": {"kernel": {"kernel": "/install.amd/vmlinuz", "initrd": "/install.amd/initrd.gz",
+                                               "append": "auto=true netcfg/get_ipaddress={address} hostname={name}"},
+                                    "seed": {"preset": "iso", "label": "PRESEED", "files": {"p.cfg": {"content": "x"}}}}},
+               "vms": {"deb-nc1": {"installer": {"kernel": {"kernel": "/linux", "append": ""}}}}}]
+    hypervisors = {"hv1": {"network": "10.101.0.0/16", "memory_mib": 65536, "disk_bytes": 10 ** 13}}
+    result = _plan.plan(clouds, hypervisors)
+    assert result["errors"] == []
+    fe, nc1 = result["vms"]["hv1"]
+    assert fe["boot_files"] == {"name": "deb-fe", "iso": "/srv/debian.iso", "kernel": "/install.amd/vmlinuz",
+                                "initrd": "/install.amd/initrd.gz"}
+    assert fe["qemu_vm"]["installer_args"] == [
+        "-kernel", "/var/lib/nestlab/boot/deb-fe/kernel", "-initrd", "/var/lib/nestlab/boot/deb-fe/initrd",
+        "-append", "auto=true netcfg/get_ipaddress=10.101.7.1 hostname=deb-fe",
+        "-drive", "file=/var/lib/nestlab/seeds/deb-fe.iso,media=cdrom,readonly=on"]
+    # The VM's own kernel settings replace its cloud's: no initrd, no command line.
+    assert nc1["boot_files"]["initrd"] is None
+    assert nc1["qemu_vm"]["installer_args"][:2] == ["-kernel", "/var/lib/nestlab/boot/deb-nc1/kernel"]
+    assert "-initrd" not in nc1["qemu_vm"]["installer_args"] and "-append" not in nc1["qemu_vm"]["installer_args"]
