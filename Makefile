@@ -9,6 +9,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export NESTLAB_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/nestlab-cloudlab
 MARKER_ISO := $(CURDIR)/.cache/marker.iso
 INSTALLER_ISO := $(CURDIR)/.cache/fake-installer.iso
+KERNEL_ISO := $(CURDIR)/.cache/kernel-installer.iso
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
 .PHONY: help setup demo demo-destroy test unit lint sanity molecule bench build clean
@@ -48,6 +49,7 @@ $(INSTALLER_ISO): tests/testbed/fake_installer_iso.py tests/testbed/marker_iso.p
 
 molecule: setup $(MARKER_ISO) $(INSTALLER_ISO)  ## Every molecule scenario, each on its own test-bed VM, in lanes (tools/molecule.sh)
 	@python3 tests/testbed/testbed.py image >/dev/null
+	@python3 tests/testbed/kernel_iso.py $(KERNEL_ISO)
 	@tools/molecule.sh $(SCENARIOS)
 
 bench: setup  ## Benchmarks (see bench/README.md)
