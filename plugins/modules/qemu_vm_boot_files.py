@@ -14,7 +14,7 @@ description:
     C(-kernel), C(-initrd) and an C(-append) line of the caller's (the way
     C(virt-install --location --extra-args) works), for installers whose answer file is named
     on the kernel command line (preseed C(auto=true url=...), C(inst.ks=...)). The plan of
-    M(nestlab.cloudlab.cloudlab_plan#filter) adds those arguments to the VM's
+    P(nestlab.cloudlab.cloudlab_plan#filter) adds those arguments to the VM's
     I(installer_args) of M(nestlab.cloudlab.qemu_vm) from its C(installer.kernel) settings.
   - The ISO is read in Python (Joliet, Rock Ridge or plain ISO 9660 names; a name is matched
     exactly, else without regard to case); nothing is mounted. A copy that already holds the
@@ -184,8 +184,8 @@ def main():
             if not module.check_mode:
                 os.remove(paths["initrd"])
         results.append({"name": vm["name"], "changed": changed,
-                         "kernel": paths["kernel"] if files else None,
-                         "initrd": paths["initrd"] if vm["initrd"] and files else None})
+                        "kernel": paths["kernel"] if files else None,
+                        "initrd": paths["initrd"] if vm["initrd"] and files else None})
     module.exit_json(changed=any(result["changed"] for result in results), vms=results)
 
 

@@ -14,7 +14,7 @@ description:
     that the VM's installer finds it by itself, attached while the VM installs as a second
     CD-ROM (C(-drive file=...,media=cdrom,readonly=on) in the VM's
     I(installer_args) of M(nestlab.cloudlab.qemu_vm); the plan of
-    M(nestlab.cloudlab.cloudlab_plan#filter) adds it).
+    P(nestlab.cloudlab.cloudlab_plan#filter) adds it).
   - "Presets name what real installers look for: C(kickstart) (label C(OEMDRV) with
     C(ks.cfg), which Anaconda loads on its own), C(nocloud) (label C(CIDATA) with
     C(user-data) and C(meta-data), for cloud-init and Ubuntu autoinstall) and C(iso)
