@@ -2,15 +2,24 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A VM's console as qemu_vm_keys and qemu_vm_install use it: its serial log and its keyboard.
 
-Keys are the steps of ``_keys.parse``: ("press", [qcode, ...]) or ("wait", seconds), sent
-with QMP ``send-key``.
+Keys are the steps of ``_keys.parse``: ("press", [qcode, ...]) sent with QMP ``send-key``,
+("wait", seconds), or ("screen", timeout): a checkpoint that waits, through QMP
+``screendump`` pictures, until the screen changed and then held still.
 
 Private to this collection.
 """
 
 from __future__ import annotations
 
+import os
 import time
+
+SCREEN_POLL = 0.25   # seconds between two pictures
+SCREEN_STILL = 0.75  # how long a changed screen must hold still before typing goes on
+
+
+class ScreenTimeout(Exception):
+    """A <waitScreen> checkpoint whose screen did not change (or never held still) in time."""
 
 
 def read_serial(path):
@@ -33,12 +42,83 @@ def wait_for_serial(path, pattern, timeout):
         time.sleep(0.5)
 
 
-def type_steps(qmp, steps, interval, hold_ms):
-    """Send STEPS over the open QMP client, INTERVAL seconds after each press."""
-    for kind, value in steps:
+CELL = (9, 16)  # a VGA text cell in pixels: a blinking cursor changes at most one
+
+
+def _picture(qmp, path):
+    """The screen now as (width, height, RGB bytes): a QMP screendump in PPM, which every qemu writes."""
+    qmp.command("screendump", filename=path)
+    with open(path, "rb") as handle:
+        data = handle.read()
+    fields = data.split(maxsplit=4)
+    if len(fields) < 5 or fields[0] != b"P6":
+        return (0, 0, data)
+    return (int(fields[1]), int(fields[2]), fields[4])
+
+
+def differs(first, second):
+    """Whether two pictures differ by more than one text cell (a cursor blinking is no change)."""
+    width, height, pixels = first
+    if (width, height) != second[:2] or not width:
+        return first != second
+    row = width * 3
+    top = bottom = left = right = None
+    for y in range(height):
+        a, b = pixels[y * row:(y + 1) * row], second[2][y * row:(y + 1) * row]
+        if a == b:
+            continue
+        start = next(index for index in range(row) if a[index] != b[index]) // 3
+        end = next(index for index in range(row - 1, -1, -1) if a[index] != b[index]) // 3
+        top = y if top is None else top
+        bottom = y
+        left = start if left is None else min(left, start)
+        right = end if right is None else max(right, end)
+    return top is not None and (right - left >= CELL[0] or bottom - top >= CELL[1])
+
+
+def wait_screen_change(qmp, path, timeout, before=None, clock=time.monotonic, sleep=time.sleep):
+    """Seconds until the screen differs from BEFORE (a picture; by default the screen now) and
+    then holds still for SCREEN_STILL; ScreenTimeout after TIMEOUT seconds. Pictures go to PATH
+    (removed after)."""
+    started = clock()
+    changed = None  # (picture, when it was first seen) once the screen differs from BEFORE
+    try:
+        before = before or _picture(qmp, path)
+        while clock() - started <= timeout:
+            sleep(SCREEN_POLL)
+            now = _picture(qmp, path)
+            if changed is None:
+                if differs(before, now):
+                    changed = (now, clock())
+            elif differs(changed[0], now):
+                changed = (now, clock())
+            elif clock() - changed[1] >= SCREEN_STILL:
+                return clock() - started
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+    raise ScreenTimeout("the screen %s within %d s" % (
+        "did not change" if changed is None else "kept changing", timeout))
+
+
+def type_steps(qmp, steps, interval, hold_ms, screen_path=None):
+    """Send STEPS over the open QMP client, INTERVAL seconds after each press. A screen
+    checkpoint waits for a change from the screen as it was before the press just ahead of
+    it (a fast guest may have drawn its answer to that press already); its pictures go to
+    SCREEN_PATH."""
+    reference = None
+    for index, (kind, value) in enumerate(steps):
         if kind == "wait":
             time.sleep(value)
             continue
+        if kind == "screen":
+            wait_screen_change(qmp, screen_path, value, before=reference)
+            reference = None
+            continue
+        ahead = next((step for step in steps[index + 1:] if step[0] != "wait"), None)
+        if ahead is not None and ahead[0] == "screen":
+            reference = _picture(qmp, screen_path)
+            os.remove(screen_path)
         qmp.command("send-key", keys=[{"type": "qcode", "data": qcode} for qcode in value],
                     **{"hold-time": hold_ms})
         time.sleep(interval)

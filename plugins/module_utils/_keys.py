@@ -4,11 +4,13 @@
 
 ``<down><down><enter>``, ``<tab> ip=10.101.7.1<enter>``, ``<wait5>``, ``<esc><wait500ms>``,
 ``<leftShiftOn>...<leftShiftOff>``: plain text is typed character by character on a US
-layout; ``<...>`` names a key, a pause or a modifier held until its ``Off``.  ``<lt>`` and
+layout; ``<...>`` names a key, a pause or a modifier held until its ``Off``.  ``<waitScreen>``
+(this collection's own) is a checkpoint: typing stops until the console picture changes from
+what it was at that point and then holds still, within 60 s (``<waitScreen20>``: 20 s).  ``<lt>`` and
 ``<gt>`` type ``<`` and ``>``.  A newline types Enter, a tab Tab.
 
-``parse`` turns the text into steps, ``("press", [qcode, ...])`` (modifiers first) or
-``("wait", seconds)``, and refuses anything it cannot type with a sentence naming it, so a
+``parse`` turns the text into steps, ``("press", [qcode, ...])`` (modifiers first),
+``("wait", seconds)`` or ``("screen", timeout seconds)``, and refuses anything it cannot type with a sentence naming it, so a
 bad key sequence fails before the first key reaches a VM.  Standard library only.
 """
 
@@ -41,6 +43,8 @@ _SHIFTED = {"!": "1", "@": "2", "#": "3", "$": "4", "%": "5", "^": "6", "&": "7"
             ">": "dot", "?": "slash"}
 _TAG = re.compile(r"<([A-Za-z0-9]+)>")
 _WAIT = re.compile(r"wait(?:(\d+(?:\.\d+)?)(ms|s|m)?)?", re.IGNORECASE)
+_WAIT_SCREEN = re.compile(r"waitscreen(\d+)?")
+SCREEN_TIMEOUT = 60
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, None: 1}
 
 
@@ -69,6 +73,9 @@ def _press(keys, held):
 def _tag_steps(name, held):
     """Steps for one <NAME> tag; HELD (the modifiers held down) is updated in place."""
     lowered = name.lower()
+    screen = _WAIT_SCREEN.fullmatch(lowered)
+    if screen:
+        return [("screen", int(screen.group(1)) if screen.group(1) else SCREEN_TIMEOUT)]
     wait = _WAIT.fullmatch(lowered)
     if wait:
         amount = float(wait.group(1)) if wait.group(1) else 1.0
@@ -86,14 +93,15 @@ def _tag_steps(name, held):
             elif not holding and qcode in held:
                 held.remove(qcode)
             return []
-    known = sorted(NAMED_KEYS) + sorted(LITERALS) + ["wait", "wait5", "wait500ms"] + [
+    known = sorted(NAMED_KEYS) + sorted(LITERALS) + ["wait", "wait5", "wait500ms", "waitScreen"] + [
         modifier + state for modifier in MODIFIERS for state in ("On", "Off")]
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
     raise KeysError("unknown key <%s>%s" % (name, " (did you mean <%s>?)" % close[0] if close else ""))
 
 
 def parse(text):
-    """Steps of TEXT: ("press", [qcode, ...]) and ("wait", seconds); KeysError when untypable."""
+    """Steps of TEXT: ("press", [qcode, ...]), ("wait", seconds) and ("screen", timeout);
+    KeysError when untypable."""
     if not isinstance(text, str):
         raise KeysError("keys must be text, not %r" % (text,))
     steps, held, position = [], [], 0

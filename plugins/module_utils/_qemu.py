@@ -40,6 +40,7 @@ def runtime_paths(state_dir, name):
         "serial": os.path.join(base, "serial.log"),
         "spec": os.path.join(base, "spec.json"),
         "keys_typed": os.path.join(base, "keys-typed"),
+        "screen_check": os.path.join(base, "screen-check.ppm"),
     }
 
 

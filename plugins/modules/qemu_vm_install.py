@@ -176,7 +176,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._console import read_serial, type_steps, wait_for_serial
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._console import ScreenTimeout, read_serial, type_steps, wait_for_serial
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import write_atomic
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._install import (
     done_when_problems, last_lines, port_answers, serial_match)
@@ -253,9 +253,12 @@ class Install:
         started = time.monotonic()
         try:
             with QmpClient(self.paths["qmp"]) as qmp:
-                type_steps(qmp, self.steps, self.request["key_interval_ms"] / 1000.0, 50)
+                type_steps(qmp, self.steps, self.request["key_interval_ms"] / 1000.0, 50, self.paths["screen_check"])
         except QmpError as error:
             self.failure = "%s: typing its boot keys failed: %s" % (self.name, error)
+            return
+        except ScreenTimeout as error:
+            self.failure = "%s: typing its boot keys stopped at a <waitScreen> checkpoint: %s" % (self.name, error)
             return
         write_atomic(self.paths["keys_typed"], str(pid), 0o600)
         self.result.update(changed=True, presses=sum(1 for kind, _value in self.steps if kind == "press"),

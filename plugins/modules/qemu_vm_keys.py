@@ -44,6 +44,11 @@ options:
         C(<gt>) type C(<) and C(>).
       - C(<wait>) pauses a second, C(<wait5>) five, C(<wait500ms>) half a second, C(<wait2m>)
         two minutes.
+      - C(<waitScreen>) is a checkpoint (this collection's own): typing stops until the
+        console picture changes from what it was at that point and then holds still for a
+        moment, so the next keys never go into a screen that is not there yet (after an
+        C(<enter>) that opens a new menu or prompt). It fails after 60 s, C(<waitScreen20>)
+        after 20 s.
       - C(<leftShiftOn>) ... C(<leftShiftOff>) (also C(rightShift), C(leftCtrl), C(rightCtrl),
         C(leftAlt), C(rightAlt), C(leftSuper), C(rightSuper)) hold a modifier for the keys
         between.
@@ -80,6 +85,12 @@ EXAMPLES = r"""
     name: nc1
     keys: "<tab><wait> inst.ks=cdrom:/ks.cfg ip=10.101.7.2::10.101.0.1:255.255.0.0::eth0:none<enter>"
     interval_ms: 150
+
+- name: Pick the frontend, then type the address once its prompt is on the screen
+  nestlab.cloudlab.qemu_vm_keys:
+    name: euca-fe
+    wait_for: "MENU>$"
+    keys: "<down><enter><waitScreen20>10.101.7.2<enter>"
 """
 
 RETURN = r"""
@@ -99,7 +110,7 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._console import type_steps, wait_for_serial
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._console import ScreenTimeout, type_steps, wait_for_serial
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._keys import KeysError, parse
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, check_name, own_pid, runtime_paths)
@@ -145,9 +156,11 @@ def main():
                          % (name, paths["serial"], params["wait_for"], params["timeout"]))
     try:
         with QmpClient(paths["qmp"]) as qmp:
-            type_steps(qmp, steps, params["interval_ms"] / 1000.0, params["hold_ms"])
+            type_steps(qmp, steps, params["interval_ms"] / 1000.0, params["hold_ms"], paths["screen_check"])
     except QmpError as error:
         module.fail_json(msg="%s: typing failed: %s" % (name, error))
+    except ScreenTimeout as error:
+        module.fail_json(msg="%s: typing stopped at a <waitScreen> checkpoint: %s" % (name, error))
     module.exit_json(changed=presses > 0, presses=presses, seconds=round(time.monotonic() - started, 2))
 
 

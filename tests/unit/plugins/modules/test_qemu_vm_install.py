@@ -17,7 +17,8 @@ import pytest
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import installed_path, runtime_paths
 from ansible_collections.nestlab.cloudlab.plugins.modules import qemu_vm, qemu_vm_install
 
-FRONTEND_KEYS = "<down><enter>10.101.7.1<enter>"
+# After Enter the installer draws its address prompt: <waitScreen> holds the address back until then.
+FRONTEND_KEYS = "<down><enter><waitScreen20>10.101.7.1<enter>"
 
 
 @pytest.fixture(name="lab")

@@ -56,6 +56,8 @@ BAD_INPUTS = [
     ({"keys": "a", "wait_for": "("}, r"wait_for '\(' is not a regular expression"),
     ({"keys": "a", "interval_ms": -1}, r"interval_ms must not be negative"),
     ({"keys": "a", "name": "ghost"}, r"^ghost is not running"),
+    # The echo guest writes only to COM1: its screen never changes.
+    ({"keys": "<waitScreen1>a"}, r"typing stopped at a <waitScreen> checkpoint: the screen did not change within 1 s$"),
     ({"keys": "a", "wait_for": "never shown", "timeout": 1},
      r"did not show 'never shown' within 1 s\. Nothing was typed\.$"),
 ]
