@@ -44,11 +44,11 @@ options:
         C(<gt>) type C(<) and C(>).
       - C(<wait>) pauses a second, C(<wait5>) five, C(<wait500ms>) half a second, C(<wait2m>)
         two minutes.
-      - C(<waitScreen>) is a checkpoint (this collection's own): typing stops until the
-        console picture changes from what it was at that point and then holds still for a
-        moment, so the next keys never go into a screen that is not there yet (after an
-        C(<enter>) that opens a new menu or prompt). It fails after 60 s, C(<waitScreen20>)
-        after 20 s.
+      - C(<waitScreen>) is a checkpoint of this collection's own. Typing stops until the
+        console picture differs from what it was before the key ahead of the checkpoint and
+        then holds still for a moment, so the next keys never go into a screen that is not
+        there yet (after an C(<enter>) that opens a new menu or prompt). It fails after 60 s,
+        C(<waitScreen20>) after 20 s.
       - C(<leftShiftOn>) ... C(<leftShiftOff>) (also C(rightShift), C(leftCtrl), C(rightCtrl),
         C(leftAlt), C(rightAlt), C(leftSuper), C(rightSuper)) hold a modifier for the keys
         between.
