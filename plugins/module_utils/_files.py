@@ -6,7 +6,9 @@ A reader never sees a half-written file: the content goes to a temporary file in
 same directory, is flushed to disk, gets its mode, then is renamed over PATH.  Modules
 that write user-facing files use ``module.atomic_move`` instead (it keeps SELinux
 contexts and ownership); this helper is for the collection's own state (allocations,
-recorded specs), which may be written from worker threads.  Standard library only.
+recorded specs), which may be written from worker threads.  ``same_bytes`` and
+``write_private`` serve modules that write generated files (seed media, kernel copies) only
+when their bytes differ.  Standard library only.
 """
 
 from __future__ import annotations
@@ -29,3 +31,24 @@ def write_atomic(path, content, mode=0o600):
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def same_bytes(path, data):
+    """Whether the file at PATH holds exactly DATA (bytes); False when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(data) + 1) == data
+    except OSError:
+        return False
+
+
+def write_private(module, path, data):
+    """Write DATA (bytes) to PATH through MODULE.atomic_move, readable by root only; its
+    folder is made (0700) when missing."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".nestlab-")
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    module.atomic_move(temporary, path)
+    os.chmod(path, 0o600)

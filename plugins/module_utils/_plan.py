@@ -207,11 +207,17 @@ def _boot_keys(value):
     return _boot_keys_text(value)
 
 
-def _done_when(value):
+def _section(value, fields):
+    """The checked FIELDS of a nested setting; _Invalid with every problem, in one sentence."""
     problems = []
-    clean = _fields(value, DONE_WHEN_FIELDS, "", problems)
+    clean = _fields(value, fields, "", problems)
     if problems:
         raise _Invalid("; ".join(problem.lstrip(": ") for problem in problems))
+    return clean
+
+
+def _done_when(value):
+    clean = _section(value, DONE_WHEN_FIELDS)
     if not (clean.get("halt", True) or clean.get("serial") or clean.get("port")):
         raise _Invalid("has no condition left (halt is false, no serial, no port)")
     return clean
@@ -252,10 +258,7 @@ def _seed_files(value):
 
 def _seed(value):
     """An answer-file medium (see module_utils/_seed.py): preset, label, files."""
-    problems = []
-    clean = _fields(value, SEED_FIELDS, "", problems)
-    if problems:
-        raise _Invalid("; ".join(problem.lstrip(": ") for problem in problems))
+    clean = _section(value, SEED_FIELDS)
     if "preset" not in clean:
         raise _Invalid("needs a preset (%s)" % ", ".join(PRESETS))
     clean.setdefault("files", {})
@@ -283,10 +286,7 @@ def _append(value):
 
 def _kernel(value):
     """Direct kernel boot: the kernel (and initrd) inside the VM's ISO, and the command line."""
-    problems = []
-    clean = _fields(value, KERNEL_FIELDS, "", problems)
-    if problems:
-        raise _Invalid("; ".join(problem.lstrip(": ") for problem in problems))
+    clean = _section(value, KERNEL_FIELDS)
     if "kernel" not in clean:
         raise _Invalid("needs kernel: the kernel's path inside the ISO (like /install.amd/vmlinuz)")
     return clean
@@ -301,11 +301,7 @@ INSTALLER_FIELDS = {"boot_keys": _boot_keys, "wait_for": _regex, "key_interval_m
 
 
 def _installer(value):
-    problems = []
-    clean = _fields(value, INSTALLER_FIELDS, "", problems)
-    if problems:
-        raise _Invalid("; ".join(problem.lstrip(": ") for problem in problems))
-    return clean
+    return _section(value, INSTALLER_FIELDS)
 
 
 VM_FIELDS = {"memory": _integer(16), "vcpus": _integer(1, 255), "disk": _size, "cpu": _text,

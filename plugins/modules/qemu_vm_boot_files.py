@@ -101,9 +101,9 @@ vms:
 
 import os
 import shutil
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import same_bytes, write_private
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._iso import IsoError, read_path
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import SpecError, check_name
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._seed import boot_file_paths
@@ -123,14 +123,6 @@ def wanted_files(vm, paths):
     except (IsoError, OSError) as error:
         raise SpecError(str(error)) from None
     return files
-
-
-def same_bytes(path, data):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(len(data) + 1) == data
-    except OSError:
-        return False
 
 
 def main():
@@ -171,14 +163,8 @@ def main():
             if same_bytes(path, data):
                 continue
             changed = True
-            if module.check_mode:
-                continue
-            os.makedirs(paths["dir"], mode=0o700, exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(dir=paths["dir"], prefix=".boot-")
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
-            module.atomic_move(temporary, path)
-            os.chmod(path, 0o600)
+            if not module.check_mode:
+                write_private(module, path, data)
         if vm["state"] == "present" and not vm["initrd"] and os.path.exists(paths["initrd"]):
             changed = True  # an initrd of an earlier request would be left behind
             if not module.check_mode:

@@ -120,9 +120,9 @@ media:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import same_bytes, write_private
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._iso import IsoError, build
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import SpecError, check_name
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._seed import PRESETS, check_medium, seed_path
@@ -147,14 +147,6 @@ def medium_image(medium):
         return label, build(label, files)
     except IsoError as error:
         raise SpecError(str(error)) from None
-
-
-def same_bytes(path, data):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(len(data) + 1) == data
-    except OSError:
-        return False
 
 
 def main():
@@ -200,12 +192,7 @@ def main():
         else:
             changed = not same_bytes(path, image)
             if changed and not module.check_mode:
-                os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-                descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".seed-")
-                with os.fdopen(descriptor, "wb") as handle:
-                    handle.write(image)
-                module.atomic_move(temporary, path)
-                os.chmod(path, 0o600)  # answer files may hold passwords
+                write_private(module, path, image)  # answer files may hold passwords
         results.append({"name": medium["name"], "path": path, "label": label, "changed": changed,
                         "files": [entry["name"] for entry in medium["files"]] if image else []})
     module.exit_json(changed=any(result["changed"] for result in results), media=results)
