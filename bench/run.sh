@@ -10,7 +10,7 @@
 #   skips it). One test-bed VM at a time.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-mkdir -p bench/results
+mkdir -p bench/results .cache
 
 python3 bench/plan_bench.py bench/results/plan.json
 # Hands-free installs run on the controller itself (TCG, no test bed).
