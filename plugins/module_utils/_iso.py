@@ -46,6 +46,22 @@ def check_file_name(name):
                        "surrounding spaces" % (name, MAX_NAME))
 
 
+def name_problems(names):
+    """Sentences for each bad file name of NAMES and each pair that would be one ISO 9660 name."""
+    problems, primaries = [], {}
+    for name in names:
+        try:
+            check_file_name(name)
+        except IsoError as error:
+            problems.append(str(error))
+            continue
+        primary = primary_name(name)
+        other = primaries.setdefault(primary, name)
+        if other != name:
+            problems.append("file names %r and %r are the same on an ISO 9660 volume (%s)" % (other, name, primary))
+    return problems
+
+
 def primary_name(name):
     """The ISO 9660 (level 2) name of NAME: upper case, d-characters, one dot, version ;1."""
     stem, dot, extension = name.upper().rpartition(".")
@@ -118,14 +134,10 @@ def build(label, files):
     if not isinstance(files, dict) or len(files) > MAX_FILES:
         raise IsoError("files must be a mapping of at most %d names to contents" % MAX_FILES)
     names = sorted(files)
-    primaries = {}
-    for name in names:
-        check_file_name(name)
-        primary = primary_name(name)
-        if primary in primaries:
-            raise IsoError("file names %r and %r are the same on an ISO 9660 volume (%s)"
-                           % (primaries[primary], name, primary))
-        primaries[primary] = name
+    problems = name_problems(names)
+    if problems:
+        raise IsoError("; ".join(problems))
+    primaries = {primary_name(name): name for name in names}
     # Layout: 16 system sectors, primary + Joliet descriptors and terminator (16-18), four path
     # tables (19-22), the two root directories (23, 24), then the files' data.
     extents, next_free = {}, 25

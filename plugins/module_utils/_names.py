@@ -78,3 +78,11 @@ def normalize_mac(mac):
     if text == "00:00:00:00:00:00":
         raise ValueError("MAC 00:00:00:00:00:00 is not a usable address")
     return text
+
+
+def repeated(names):
+    """The names that NAMES holds more than once, sorted."""
+    seen, again = set(), set()
+    for name in names:
+        (again if name in seen else seen).add(name)
+    return sorted(again)

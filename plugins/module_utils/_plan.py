@@ -798,7 +798,7 @@ def _render_seeds(vms):
             path = seed_path(STATE_DIR, planned["name"])
             planned["seed"] = {"name": planned["name"], "preset": seed["preset"], "label": seed["label"], "files": files,
                                "path": path, "facts": facts}
-            planned["qemu_vm"]["installer_args"] = planned["qemu_vm"]["installer_args"] + drive_args(path)
+            planned["qemu_vm"]["installer_args"] += drive_args(path)
 
 
 # ------------------------------------------------------------- VM addresses

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._iso import IsoError, check_file_name, check_label, primary_name
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._iso import IsoError, check_label, name_problems
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import escape
 
 SEED_DIR = "seeds"  # under the collection's state directory (/var/lib/nestlab)
 BOOT_DIR = "boot"  # kernels and initrds taken out of installer ISOs, one folder per VM
@@ -48,7 +49,7 @@ def kernel_args(paths, append, initrd=True):
 
 def drive_args(path):
     """qemu arguments that attach the seed medium at PATH as a read-only CD-ROM."""
-    return ["-drive", "file=%s,media=cdrom,readonly=on" % path.replace(",", ",,")]
+    return ["-drive", "file=%s,media=cdrom,readonly=on" % escape(path)]
 
 
 def plan_files(preset, facts):
@@ -81,16 +82,7 @@ def check_medium(preset, label, names):
             check_label(label)
         except IsoError as error:
             problems.append(str(error))
-    primaries = {}
-    for name in names:
-        try:
-            check_file_name(name)
-        except IsoError as error:
-            problems.append(str(error))
-            continue
-        other = primaries.setdefault(primary_name(name), name)
-        if other != name:
-            problems.append("file names %r and %r are the same on an ISO 9660 volume" % (other, name))
+    problems += name_problems(names)
     missing = [name for name in PRESETS[preset]["required"] if name not in names]
     if missing:
         problems.append("preset %s needs %s" % (preset, " and ".join(missing)))

@@ -105,6 +105,7 @@ import shutil
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import same_bytes, write_private
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._iso import IsoError, read_path
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._names import repeated
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import SpecError, check_name
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._seed import boot_file_paths
 
@@ -147,8 +148,7 @@ def main():
             errors.append("%s: %s" % (vm["name"], error))
             continue
         wanted.append((vm, paths, files))
-    names = [vm["name"] for vm in module.params["vms"]]
-    errors += ["%s: given twice" % name for name in sorted(set(names)) if names.count(name) > 1]
+    errors += ["%s: given twice" % name for name in repeated(vm["name"] for vm in module.params["vms"])]
     if errors:
         module.fail_json(msg="boot files refused, nothing written: " + "; ".join(errors))
 

@@ -124,6 +124,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import same_bytes, write_private
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._iso import IsoError, build
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._names import repeated
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import SpecError, check_name
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._seed import PRESETS, check_medium, seed_path
 
@@ -136,7 +137,7 @@ def medium_image(medium):
     label = medium["label"] or PRESETS[medium["preset"]]["label"]
     names = [entry["name"] for entry in medium["files"]]
     problems = check_medium(medium["preset"], label, names)
-    if len(set(names)) != len(names):
+    if repeated(names):
         problems.append("a file name is given twice")
     if problems:
         raise SpecError("; ".join(problems))
@@ -178,8 +179,7 @@ def main():
             errors.append("%s: %s" % (medium["name"], error))
             continue
         wanted.append((medium, label, image, seed_path(state_dir, medium["name"])))
-    names = [medium["name"] for medium in module.params["media"]]
-    errors += ["%s: given twice" % name for name in sorted(set(names)) if names.count(name) > 1]
+    errors += ["%s: given twice" % name for name in repeated(medium["name"] for medium in module.params["media"])]
     if errors:
         module.fail_json(msg="seed media refused, nothing written: " + "; ".join(errors))
 
