@@ -23,6 +23,15 @@ description:
     host has available) is reported, all at once, before anything changes.
   - A running VM whose requested configuration differs is left running and reported
     (a warning and a diff) unless I(restart_on_change=true).
+  - On a host run by systemd (see I(service)), each VM kept running is the systemd service
+    C(nestlab-vm@NAME.service), enabled, so that it starts again, with the same MACs and
+    display, when the host boots; a C(stopped) VM's service is disabled, so it stays stopped;
+    C(absent) removes it. The service starts after the VM's bridges, disks and the mounts
+    holding its files, and when the host shuts down it gives the guest an ACPI power-down
+    and I(stop_timeout) seconds before qemu is ended. A VM installed through I(boot=install)
+    boots its disk after a host reboot. The files are the template unit
+    C(nestlab-vm@.service) and the drop-in C(nestlab-vm@NAME.service.d/vm.conf) in
+    I(unit_dir), and the VM's C(start) script and the helper C(vmctl) in I(state_dir).
 author:
   - nestlab.cloudlab developers (@nestlab)
 extends_documentation_fragment:
@@ -161,6 +170,21 @@ options:
   bridge_acl:
     description: qemu-bridge-helper ACL file; default the first of C(/etc/qemu/bridge.conf), C(/etc/qemu-kvm/bridge.conf).
     type: path
+  service:
+    description:
+      - How VMs are run. C(systemd) runs each as the service C(nestlab-vm@NAME.service), so
+        it survives host reboots (see the description); C(none) runs qemu from the module
+        alone, so a host reboot leaves the VMs off until the next run; C(auto) is C(systemd)
+        when systemd runs the host.
+      - A VM that runs outside its service (started with C(none), or by an older release)
+        gets its service enabled and joins it at its next start.
+    type: str
+    choices: [auto, systemd, none]
+    default: auto
+  unit_dir:
+    description: Where the systemd unit files are written (I(service=systemd)).
+    type: path
+    default: /etc/systemd/system
   vms:
     description:
       - Converge many VMs of this host in one call, each entry taking the same options as a
@@ -315,23 +339,31 @@ config_drift:
   description: True when a running VM's requested configuration differs and it was left running.
   returned: always (per VM inside C(vms) when I(vms) is given)
   type: bool
+unit:
+  description: The VM's systemd service (see I(service)); enabled unless the VM is stopped.
+  returned: with I(service=systemd), unless absent (per VM inside C(vms) when I(vms) is given)
+  type: str
+  sample: nestlab-vm@ciab.service
 """
 
 import json
 import os
 import signal
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import AllocationError, Allocations, allocate
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import write_atomic
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import same_bytes, write_atomic
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._kvm import cpu_vendor
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, acl_rules, argv_disks, argv_display, argv_macs, bridge_exists, build_argv, check_name,
     default_cpu, displays_in_use, fdb_macs, find_acl, listening_ports, mem_available_mib, qemu_processes,
-    installed_record, installing, own_pid, recorded, request_errors, runtime_paths, spec_fingerprint, vm_name_of)
+    installed_path, installed_record, installing, own_pid, recorded, request_errors, runtime_paths,
+    spec_fingerprint, vm_name_of)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError, query_status
+from ansible_collections.nestlab.cloudlab.plugins.module_utils import _unit
 
 # The options of one VM: top-level for a single VM, or each element of `vms`.
 VM_OPTIONS = {
@@ -456,12 +488,21 @@ def stop(paths, pid, timeout):
     return "killed"
 
 
-def launch(module, paths, argv, fingerprint, password):
+def launch(module, paths, argv, fingerprint, password, unit=None):
+    """Start qemu: through the VM's systemd UNIT (its start script runs ARGV), or directly."""
     os.makedirs(paths["dir"], mode=0o700, exist_ok=True)
     for stale in (paths["pidfile"], paths["qmp"]):
         if os.path.exists(stale):
             os.remove(stale)
     write_atomic(paths["spec"], json.dumps(fingerprint, indent=1), 0o600)
+    if unit:
+        rc, out, err = module.run_command(["systemctl", "start", unit])
+        if rc != 0:
+            # The start script keeps qemu's own words; systemd's are the fallback.
+            with open(os.path.join(paths["dir"], "launch.log"), "a+", encoding="utf-8") as log:
+                log.seek(0)
+                raise LaunchError("qemu did not start (%s): %s" % (unit, (log.read() or err or out).strip()))
+        return own_pid(paths)  # the unit's ExecStartPost gave the VNC server its password
     rc, out, err = module.run_command(argv)
     if rc != 0:
         raise LaunchError("qemu did not start: %s" % (err or out).strip())
@@ -483,8 +524,9 @@ class Vm:
         self.installed = params["boot"] == "install" and installed_record(state_dir, self.name, disks) is not None
         self.result = {"changed": False, "name": self.name, "restored": False, "config_drift": False,
                        "installed": self.installed, "launched": False}
-        self.spec = self.outside = self.argv = self.fingerprint = None
+        self.spec = self.outside = self.argv = self.fingerprint = self.installed_argv = None
         self.action = None  # what act() does: None, "launch", "restart", "stop", "absent"
+        self.unit = None  # its systemd service when the host's VMs run as services
 
     def check(self, survey):
         """Problems of a running request against the host, as 'NAME: problem' sentences."""
@@ -508,6 +550,8 @@ class Vm:
                           self.spec["vnc_display"], seen_macs, seen_displays)
         self.argv = build_argv(self.spec, record, self.paths)
         self.fingerprint = spec_fingerprint(self.argv, self.spec["vnc_password"])
+        if installing(self.spec):  # what a start after the install (a host reboot) runs
+            self.installed_argv = build_argv(dict(self.spec, installed=True), record, self.paths)
         self.result.update(macs=record["macs"], argv=self.argv, qmp_socket=self.paths["qmp"],
                            serial_log=self.paths["serial"], state="running",
                            vnc={"display": record["display"], "port": 5900 + record["display"],
@@ -563,7 +607,7 @@ class Vm:
                 self.result["stopped_by"] = stop(self.paths, self.pid, self.params["stop_timeout"])
             if self.action in ("launch", "restart"):
                 self.result["pid"] = launch(module, self.paths, self.argv, self.fingerprint,
-                                            self.spec["vnc_password"])
+                                            self.spec["vnc_password"], self.unit)
                 self.result["status"] = query_status(self.paths["qmp"])
             elif self.action == "absent":
                 with Allocations(book_path) as book:
@@ -587,6 +631,109 @@ class Vm:
         except (QmpError, OSError) as error:
             return "%s: %s" % (self.name, error)
         return None
+
+
+class Units:
+    """The VMs as systemd services: files written only when their text differs, services
+    enabled for the VMs kept running and disabled for the others, in one systemctl call each."""
+
+    def __init__(self, module, state_dir):
+        self.module = module
+        self.unit_dir = module.params["unit_dir"]
+        self.helper = os.path.join(state_dir, "vmctl")
+        self.reload = False
+
+    def wants(self, name):
+        return os.path.join(self.unit_dir, _unit.WANTED_BY + ".wants", _unit.instance(name))
+
+    def dropin_dir(self, name):
+        return os.path.join(self.unit_dir, _unit.instance(name) + ".d")
+
+    def files(self, vm):
+        """(path, text, mode) of everything VM's service runs from."""
+        argvs = [vm.argv] + ([vm.installed_argv] if vm.installed_argv else [])
+        opened = {path for argv in argvs for path in _unit.argv_files(argv)}
+        devices = sorted(path for path in opened if path.startswith("/dev/"))
+        bridges = sorted({nic["bridge"] for nic in vm.spec["nics"]})
+        password = vm.spec["vnc_password"]
+        dropin = _unit.dropin(vm.paths["dir"], sys.executable, self.helper, bridges, devices,
+                              sorted(opened - set(devices)), vm.params["stop_timeout"], bool(password))
+        start = _unit.start_script(vm.paths["dir"], vm.argv, vm.installed_argv,
+                                   installed_path(self.module.params["state_dir"], vm.name))
+        files = [(os.path.join(self.unit_dir, _unit.TEMPLATE_NAME), _unit.TEMPLATE, 0o644),
+                 (self.helper, _unit.HELPER, 0o600),
+                 (os.path.join(self.dropin_dir(vm.name), "vm.conf"), dropin, 0o644),
+                 (os.path.join(vm.paths["dir"], "start"), start, 0o700)]
+        if password:
+            files.append((os.path.join(vm.paths["dir"], "vnc-password"), password + "\n", 0o600))
+        return files
+
+    def plan(self, vms):
+        """Decide each VM's service changes (marking the VM changed); returns what to do."""
+        writes, enable, disable, remove = {}, [], [], []
+        for vm in vms:
+            kept = vm.params["state"] == "running"
+            if kept:
+                vm.unit = vm.result["unit"] = _unit.instance(vm.name)
+                pending = [entry for entry in self.files(vm) if not same_bytes(entry[0], entry[1].encode("utf-8"))]
+                writes.update((entry[0], entry) for entry in pending)
+                if not os.path.lexists(self.wants(vm.name)):
+                    enable.append(vm.unit)
+                    pending.append(None)
+            else:
+                if vm.params["state"] == "stopped":
+                    vm.result["unit"] = _unit.instance(vm.name)
+                if os.path.lexists(self.wants(vm.name)):
+                    disable.append(_unit.instance(vm.name))
+                    pending = [None]
+                else:
+                    pending = []
+                if vm.params["state"] == "absent" and os.path.isdir(self.dropin_dir(vm.name)):
+                    remove.append(vm.name)
+                    pending.append(None)
+            if pending:
+                vm.result["changed"] = True
+        return list(writes.values()), enable, disable, remove
+
+    def systemctl(self, *args):
+        rc, out, err = self.module.run_command(["systemctl"] + list(args))
+        if rc != 0:
+            self.module.fail_json(msg="systemctl %s failed: %s" % (" ".join(args), (err or out).strip()))
+
+    def before(self, writes, enable, disable):
+        """Write the files and enable or disable the services, before any VM starts or stops."""
+        for path, text, mode in writes:
+            os.makedirs(os.path.dirname(path), mode=0o755 if path.startswith(self.unit_dir) else 0o700,
+                        exist_ok=True)
+            write_atomic(path, text, mode)
+        if any(path.startswith(self.unit_dir) for path, _text, _mode in writes):
+            self.systemctl("daemon-reload")
+        if enable:
+            self.systemctl("enable", "--quiet", *enable)
+        if disable:
+            self.systemctl("disable", "--quiet", *disable)
+
+    def after(self, vms, remove):
+        """Forget the failed state of the services of VMs stopped hard; drop removed VMs' drop-ins."""
+        ended = [_unit.instance(vm.name) for vm in vms if vm.pid and vm.action in ("stop", "absent")]
+        if ended:
+            self.module.run_command(["systemctl", "reset-failed"] + ended)
+        for name in remove:
+            folder = self.dropin_dir(name)
+            for entry in os.listdir(folder):
+                os.remove(os.path.join(folder, entry))
+            os.rmdir(folder)
+        if remove:
+            self.systemctl("daemon-reload")
+
+
+def use_systemd(module):
+    """Whether the VMs run as systemd services (the service option, on this host)."""
+    booted = os.path.isdir("/run/systemd/system")
+    if module.params["service"] == "systemd" and not booted:
+        module.fail_json(msg="service=systemd, but systemd does not run this host (no /run/systemd/system). "
+                             "Nothing was changed.")
+    return module.params["service"] == "systemd" or (module.params["service"] == "auto" and booted)
 
 
 def host_identity():
@@ -663,6 +810,11 @@ def converge(module, requests, prune):
                 vm.plan_stopped(book)
             else:
                 vm.plan_absent(book)
+    units = Units(module, state_dir) if use_systemd(module) else None
+    if units:
+        writes, enable, disable, remove = units.plan(vms)
+        if not module.check_mode:
+            units.before(writes, enable, disable)
     ours = {vm.pid for vm in vms}  # as surveyed, before any of them is started or stopped
     others = [{"pid": pid, "name": vm_name_of(argv)} for pid, argv in sorted(survey.processes.items())
               if pid not in ours]
@@ -675,6 +827,8 @@ def converge(module, requests, prune):
             return vm.act(module, book_path)
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(busy)))) as pool:
         failures = [error for error in pool.map(work, busy) if error]
+    if units and not module.check_mode:
+        units.after(vms, remove)
     if failures:
         module.fail_json(msg="; ".join(failures), vms=[vm.result for vm in vms], pruned=pruned)
     return [vm.result for vm in vms], pruned, others
@@ -688,6 +842,8 @@ def main():
                  "options": dict(VM_OPTIONS, name={"type": "str", "required": True})},
             prune={"type": "bool", "default": False},
             state_dir={"type": "path", "default": "/var/lib/nestlab"},
+            service={"type": "str", "choices": ["auto", "systemd", "none"], "default": "auto"},
+            unit_dir={"type": "path", "default": "/etc/systemd/system"},
             bridge_acl={"type": "path"},
         ),
         mutually_exclusive=[("name", "vms")],
