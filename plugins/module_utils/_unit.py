@@ -113,6 +113,16 @@ def instance(name):
     return "nestlab-vm@%s.service" % name
 
 
+def parse_show(text):
+    """`systemctl show --property=Id,...` output for several units: Id to its properties."""
+    units = {}
+    for block in text.strip().split("\n\n"):
+        properties = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if "Id" in properties:
+            units[properties["Id"]] = properties
+    return units
+
+
 def escape_path(path):
     """systemd-escape --path: /dev/vg01/ciab-fe -> dev-vg01-ciab\\x2dfe."""
     parts = [part for part in path.split("/") if part]
@@ -152,7 +162,10 @@ def dropin(vm_dir, python, helper, bridges, devices, files, stop_timeout, passwo
     if units:
         lines += ["Wants=%s" % " ".join(units), "After=%s" % " ".join(units)]
     lines += ["RequiresMountsFor=%s" % " ".join(sorted({vm_dir} | set(files))), "",
-              "[Service]", "PIDFile=%s/qemu.pid" % vm_dir, "ExecStart=/bin/sh %s/start" % vm_dir]
+              # No PIDFile=: systemd would delete qemu's pidfile when qemu dies, and a pidfile
+              # left by a qemu that died is how qemu_vm tells a restore from a start. The one
+              # process left after qemu daemonizes is its main process.
+              "[Service]", "GuessMainPID=yes", "ExecStart=/bin/sh %s/start" % vm_dir]
     if password:
         lines.append("ExecStartPost=%s %s password %s" % (python, helper, vm_dir))
     lines += ["ExecStop=%s %s stop %s %d" % (python, helper, vm_dir, stop_timeout),

@@ -715,7 +715,8 @@ class Units:
 
     def after(self, vms, remove):
         """Forget the failed state of the services of VMs stopped hard; drop removed VMs' drop-ins."""
-        ended = [_unit.instance(vm.name) for vm in vms if vm.pid and vm.action in ("stop", "absent")]
+        ended = [_unit.instance(vm.name) for vm in vms
+                 if vm.action in ("stop", "absent") and (vm.pid or vm.name in remove)]
         if ended:
             self.module.run_command(["systemctl", "reset-failed"] + ended)
         for name in remove:

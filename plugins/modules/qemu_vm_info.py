@@ -12,6 +12,9 @@ description:
   - Looks VMs up by name, or lists every VM of the host's allocation file, and returns
     each one's allocation (MACs, VNC display), the recorded command line, whether it runs
     (its pid and QMP status), where its console and serial log are.
+  - On a host run by systemd, also the state of each VM's service C(nestlab-vm@NAME.service)
+    (see M(nestlab.cloudlab.qemu_vm)), with the last lines of its log when it failed, for
+    example to start after a host reboot.
   - Reads only; it never sends a spec, starts or stops anything.
 author:
   - nestlab.cloudlab developers (@nestlab)
@@ -26,6 +29,10 @@ options:
     type: list
     elements: str
     default: []
+  unit_dir:
+    description: Where M(nestlab.cloudlab.qemu_vm) wrote the VMs' systemd unit files.
+    type: path
+    default: /etc/systemd/system
 """
 
 EXAMPLES = r"""
@@ -83,6 +90,15 @@ vms:
         - Whether it is recorded installed (M(nestlab.cloudlab.qemu_vm) with I(boot=install)), for
           the disks it was last started with; its next start boots the disk.
       type: bool
+    unit:
+      description:
+        - Its systemd service, when it has one - C(name), C(enabled) (it starts when the host
+          boots), C(active) (systemd's C(ActiveState), C(failed) after a failed start) and,
+          when failed, C(log) (the last lines of the service's journal and of qemu's
+          start-up errors).
+      type: dict
+      returned: when the VM has a service
+      sample: {"name": "nestlab-vm@ciab.service", "enabled": true, "active": "active"}
 """
 
 import os
@@ -91,7 +107,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import Allocations
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, argv_disk_paths, argv_vnc, check_name, installed_record, own_pid, recorded, runtime_paths)
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._proc import read_text
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import query_status
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._unit import instance, parse_show
 
 
 def describe(name, record, paths, state_dir):
@@ -112,11 +130,34 @@ def describe(name, record, paths, state_dir):
     return entry
 
 
+def services(module, entries):
+    """Add each VM's service state (one systemctl call for all), with logs of failed ones."""
+    names = [entry["name"] for entry in entries
+             if os.path.isdir(os.path.join(module.params["unit_dir"], instance(entry["name"]) + ".d"))]
+    if not names or not os.path.isdir("/run/systemd/system"):
+        return
+    rc, out, _err = module.run_command(["systemctl", "show", "--property=Id,ActiveState,UnitFileState"]
+                                       + [instance(name) for name in names])
+    shown = parse_show(out) if rc == 0 else {}
+    for entry in entries:
+        state = shown.get(instance(entry["name"]))
+        if not state:
+            continue
+        entry["unit"] = {"name": instance(entry["name"]), "enabled": state.get("UnitFileState") == "enabled",
+                         "active": state.get("ActiveState")}
+        if entry["unit"]["active"] == "failed":
+            _rc, journal, _err = module.run_command(["journalctl", "--no-pager", "-o", "short-iso", "-n", "12",
+                                                     "-u", instance(entry["name"])])
+            started = read_text(os.path.join(os.path.dirname(entry["qmp_socket"]), "launch.log")) or ""
+            entry["unit"]["log"] = journal.strip().splitlines() + started.strip().splitlines()[-5:]
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
             "name": {"type": "list", "elements": "str", "default": []},
             "state_dir": {"type": "path", "default": "/var/lib/nestlab"},
+            "unit_dir": {"type": "path", "default": "/etc/systemd/system"},
         },
         supports_check_mode=True,
     )
@@ -132,8 +173,9 @@ def main():
         with Allocations(book_path, save=False) as book:
             records = dict(book.data["vms"])
     names = module.params["name"] or sorted(records)
-    module.exit_json(changed=False, vms=[describe(name, records.get(name), runtime_paths(state_dir, name), state_dir)
-                                         for name in names])
+    entries = [describe(name, records.get(name), runtime_paths(state_dir, name), state_dir) for name in names]
+    services(module, [entry for entry in entries if entry["state"] != "absent"])
+    module.exit_json(changed=False, vms=entries)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def test_dropin_orders_after_bridges_disks_and_mounts_and_stops_through_the_help
     units = "sys-subsystem-net-devices-br0.device dev-vg01-euca\\x2dfe.device"
     assert "Wants=%s" % units in lines and "After=%s" % units in lines
     assert "RequiresMountsFor=/iso/fs.iso /var/lib/nestlab/vms/fe" in lines
-    assert "PIDFile=/var/lib/nestlab/vms/fe/qemu.pid" in lines
+    assert "ExecStart=/bin/sh /var/lib/nestlab/vms/fe/start" in lines
+    assert not [line for line in lines if line.startswith("PIDFile=")]  # systemd would delete qemu's pidfile
     assert "ExecStop=/usr/bin/python3 /var/lib/nestlab/vmctl stop /var/lib/nestlab/vms/fe 30" in lines
     assert "ExecStartPost=/usr/bin/python3 /var/lib/nestlab/vmctl password /var/lib/nestlab/vms/fe" in lines
     assert "TimeoutStopSec=50" in lines
@@ -123,3 +124,12 @@ def test_helper_stop_powers_down_then_quits_a_guest_that_ignores_it(tmp_path, qe
     assert time.monotonic() - started >= 1
     # A second stop, with qemu gone, returns at once.
     assert helper(tmp_path, "stop", tmp_path, 30).returncode == 0
+
+
+def test_parse_show_reads_each_units_block():
+    text = ("Id=nestlab-vm@a.service\nActiveState=active\nUnitFileState=enabled\n\n"
+            "Id=nestlab-vm@b.service\nActiveState=failed\nUnitFileState=disabled\n")
+    assert _unit.parse_show(text) == {
+        "nestlab-vm@a.service": {"Id": "nestlab-vm@a.service", "ActiveState": "active", "UnitFileState": "enabled"},
+        "nestlab-vm@b.service": {"Id": "nestlab-vm@b.service", "ActiveState": "failed", "UnitFileState": "disabled"}}
+    assert _unit.parse_show("") == {}
