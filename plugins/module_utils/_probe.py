@@ -98,7 +98,8 @@ def read_sysctl(key, root="/proc/sys"):
 
 
 def parse_systemctl_show(text, units):
-    """systemctl show -p Id,LoadState,ActiveState,UnitFileState for UNITS -> {unit: facts}."""
+    """systemctl show -p Id,LoadState,ActiveState,UnitFileState for UNITS -> {unit: facts}
+    (exists, active, enabled, and state: the ActiveState itself, e.g. failed)."""
     blocks = text.strip().split("\n\n")
     found = {}
     for unit, block in zip(units, blocks):
@@ -106,10 +107,11 @@ def parse_systemctl_show(text, units):
         found[unit] = {
             "exists": fields.get("LoadState", "not-found") not in ("not-found", ""),
             "active": fields.get("ActiveState") == "active",
+            "state": fields.get("ActiveState") or "inactive",
             "enabled": fields.get("UnitFileState") in ("enabled", "enabled-runtime", "static", "alias"),
         }
     for unit in units:
-        found.setdefault(unit, {"exists": False, "active": False, "enabled": False})
+        found.setdefault(unit, {"exists": False, "active": False, "state": "inactive", "enabled": False})
     return found
 
 

@@ -113,16 +113,6 @@ def instance(name):
     return "nestlab-vm@%s.service" % name
 
 
-def parse_show(text):
-    """`systemctl show --property=Id,...` output for several units: Id to its properties."""
-    units = {}
-    for block in text.strip().split("\n\n"):
-        properties = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-        if "Id" in properties:
-            units[properties["Id"]] = properties
-    return units
-
-
 def escape_path(path):
     """systemd-escape --path: /dev/vg01/ciab-fe -> dev-vg01-ciab\\x2dfe."""
     parts = [part for part in path.split("/") if part]

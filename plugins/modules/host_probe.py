@@ -100,10 +100,10 @@ sysctls:
   type: dict
   sample: {"net.ipv4.ip_forward": "1"}
 units:
-  description: Each requested unit with C(exists), C(active) and C(enabled).
+  description: Each requested unit with C(exists), C(active), C(state) (systemd's ActiveState, e.g. C(failed)) and C(enabled).
   returned: always
   type: dict
-  sample: {"nftables.service": {"exists": true, "active": true, "enabled": true}}
+  sample: {"nftables.service": {"exists": true, "active": true, "state": "active", "enabled": true}}
 packages:
   description: Each requested package and whether it is installed.
   returned: always

@@ -107,9 +107,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import Allocations
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, argv_disk_paths, argv_vnc, check_name, installed_record, own_pid, recorded, runtime_paths)
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._probe import parse_systemctl_show
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._proc import read_text
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import query_status
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._unit import instance, parse_show
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._unit import instance
 
 
 def describe(name, record, paths, state_dir):
@@ -136,15 +137,15 @@ def services(module, entries):
              if os.path.isdir(os.path.join(module.params["unit_dir"], instance(entry["name"]) + ".d"))]
     if not names or not os.path.isdir("/run/systemd/system"):
         return
-    rc, out, _err = module.run_command(["systemctl", "show", "--property=Id,ActiveState,UnitFileState"]
-                                       + [instance(name) for name in names])
-    shown = parse_show(out) if rc == 0 else {}
+    units = [instance(name) for name in names]
+    _rc, out, _err = module.run_command(["systemctl", "show", "--property=Id,LoadState,ActiveState,UnitFileState",
+                                         "--"] + units)
+    shown = parse_systemctl_show(out, units)
     for entry in entries:
         state = shown.get(instance(entry["name"]))
         if not state:
             continue
-        entry["unit"] = {"name": instance(entry["name"]), "enabled": state.get("UnitFileState") == "enabled",
-                         "active": state.get("ActiveState")}
+        entry["unit"] = {"name": instance(entry["name"]), "enabled": state["enabled"], "active": state["state"]}
         if entry["unit"]["active"] == "failed":
             _rc, journal, _err = module.run_command(["journalctl", "--no-pager", "-o", "short-iso", "-n", "12",
                                                      "-u", instance(entry["name"])])

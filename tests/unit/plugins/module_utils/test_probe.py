@@ -60,11 +60,14 @@ def test_read_sysctl(tmp_path):
 
 def test_parse_systemctl_show_keeps_the_order_of_the_units():
     text = ("Id=nftables.service\nLoadState=loaded\nActiveState=active\nUnitFileState=enabled\n\n"
-            "Id=firewalld.service\nLoadState=not-found\nActiveState=inactive\nUnitFileState=\n")
-    units = _probe.parse_systemctl_show(text, ["nftables.service", "firewalld.service", "extra.service"])
-    assert units["nftables.service"] == {"exists": True, "active": True, "enabled": True}
-    assert units["firewalld.service"] == {"exists": False, "active": False, "enabled": False}
-    assert units["extra.service"] == {"exists": False, "active": False, "enabled": False}
+            "Id=firewalld.service\nLoadState=not-found\nActiveState=inactive\nUnitFileState=\n\n"
+            "Id=nestlab-vm@fe.service\nLoadState=loaded\nActiveState=failed\nUnitFileState=disabled\n")
+    units = _probe.parse_systemctl_show(text, ["nftables.service", "firewalld.service", "nestlab-vm@fe.service",
+                                               "extra.service"])
+    assert units["nftables.service"] == {"exists": True, "active": True, "state": "active", "enabled": True}
+    assert units["firewalld.service"] == {"exists": False, "active": False, "state": "inactive", "enabled": False}
+    assert units["nestlab-vm@fe.service"] == {"exists": True, "active": False, "state": "failed", "enabled": False}
+    assert units["extra.service"] == {"exists": False, "active": False, "state": "inactive", "enabled": False}
 
 
 def test_parse_dpkg_query_counts_only_installed_packages():

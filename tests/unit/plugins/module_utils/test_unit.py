@@ -125,11 +125,3 @@ def test_helper_stop_powers_down_then_quits_a_guest_that_ignores_it(tmp_path, qe
     # A second stop, with qemu gone, returns at once.
     assert helper(tmp_path, "stop", tmp_path, 30).returncode == 0
 
-
-def test_parse_show_reads_each_units_block():
-    text = ("Id=nestlab-vm@a.service\nActiveState=active\nUnitFileState=enabled\n\n"
-            "Id=nestlab-vm@b.service\nActiveState=failed\nUnitFileState=disabled\n")
-    assert _unit.parse_show(text) == {
-        "nestlab-vm@a.service": {"Id": "nestlab-vm@a.service", "ActiveState": "active", "UnitFileState": "enabled"},
-        "nestlab-vm@b.service": {"Id": "nestlab-vm@b.service", "ActiveState": "failed", "UnitFileState": "disabled"}}
-    assert _unit.parse_show("") == {}
