@@ -63,6 +63,28 @@ options:
       persist_file:
         description: The replay file nft_bridge_forward keeps.
         type: path
+  preflight:
+    description:
+      - Look for what would break a planned lab on this host, and return the findings.
+      - The CPU's VT-x/AMD-V flag; with nesting switched on, whether KVM really offers
+        VT-x/AMD-V to its guests (C(KVM_GET_SUPPORTED_CPUID)), not only the module's flag.
+      - The clouds' public ranges and private subnets against the host's routes (except the
+        route of I(network) itself) and libvirt's networks (its C(default) 192.168.122.0/24).
+      - Bridged traffic meeting a legacy iptables FORWARD policy of DROP (br_netfilter on),
+        which the collection's nftables rules cannot open.
+    type: dict
+    suboptions:
+      vms:
+        description:
+          - The VMs planned on this host, as the plan (M(nestlab.cloudlab.cloudlab_plan#filter))
+            gives them; their clouds' C(network.public_range) and C(network.private_subnet) are
+            checked.
+        type: list
+        elements: dict
+        default: []
+      network:
+        description: The hypervisor network the clouds' public addresses are in (CIDR).
+        type: str
 """
 
 EXAMPLES = r"""
@@ -109,6 +131,14 @@ packages:
   returned: always
   type: dict
   sample: {"qemu-system-x86": true}
+preflight:
+  description:
+    - With I(preflight), C(findings) (each C(check) - C(virtualization), C(nesting),
+      C(routes) or C(forward) - and C(message)) and the C(facts) they come from.
+  returned: when I(preflight) is given
+  type: dict
+  sample: {"findings": [{"check": "routes", "message": "private subnet 192.168.122.0/24 of cloud ciab overlaps
+    libvirt's network 192.168.122.0/24 on this host"}], "facts": {"cpu_flags": ["svm"], "dev_kvm": true}}
 nft_forward:
   description:
     - With I(nft_forward), C(available) (the host has nft), C(commands) (what
@@ -119,8 +149,15 @@ nft_forward:
   sample: {"available": true, "commands": [], "persist_current": true}
 """
 
+import fcntl
+import os
+
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._kvm import module_state
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._nft import load, plan, replay_script
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._preflight import (
+    KVM_GET_SUPPORTED_CPUID, clouds_of, cpuid_buffer, findings, guest_virtualization, legacy_forward_policy, libvirt_network,
+    parse_routes)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._probe import (
     describe_path, parse_dpkg_query, parse_systemctl_show, read_sysctl)
 
@@ -164,6 +201,45 @@ def probe_nft_forward(module, request):
     return {"available": True, "commands": commands, "persist_current": current}
 
 
+def probe_preflight(module, request):
+    """The host's side of the pre-flight checks, and the findings against REQUEST's clouds."""
+    with open("/proc/cpuinfo", encoding="utf-8") as handle:
+        flags = {flag for line in handle if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+    facts = {"cpu_flags": sorted(flags & {"vmx", "svm"}), "dev_kvm": os.path.exists("/dev/kvm"),
+             "nested": None, "guest_virtualization": None, "routes": [], "libvirt_networks": [],
+             "br_netfilter": read_sysctl("net.bridge.bridge-nf-call-iptables") == "1",
+             "legacy_forward_policy": None}
+    for name in ("kvm_intel", "kvm_amd"):
+        loaded, nested = module_state(name)
+        if loaded:
+            facts["nested"] = nested
+    if facts["dev_kvm"] and facts["nested"]:
+        buffer = cpuid_buffer()
+        try:
+            descriptor = os.open("/dev/kvm", os.O_RDWR)
+            try:
+                fcntl.ioctl(descriptor, KVM_GET_SUPPORTED_CPUID, buffer, True)
+            finally:
+                os.close(descriptor)
+            facts["guest_virtualization"] = guest_virtualization(buffer)
+        except OSError:
+            pass  # unknown: the nested_kvm role reports what it finds
+    ip = module.get_bin_path("ip")
+    if ip:
+        rc, out, _err = module.run_command([ip, "-j", "-4", "route", "show", "table", "main"])
+        facts["routes"] = parse_routes(out) if rc == 0 else []
+    for folder in ("/etc/libvirt/qemu/networks", "/run/libvirt/network"):
+        for entry in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            network = libvirt_network(describe_path(os.path.join(folder, entry)).get("content"))
+            if network and network not in facts["libvirt_networks"]:
+                facts["libvirt_networks"].append(network)
+    legacy = module.get_bin_path("iptables-legacy")
+    if legacy and facts["br_netfilter"]:
+        rc, out, _err = module.run_command([legacy, "-S", "FORWARD"])
+        facts["legacy_forward_policy"] = legacy_forward_policy(out) if rc == 0 else None
+    return {"facts": facts, "findings": findings(facts, clouds_of(request["vms"]), request.get("network"))}
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -175,6 +251,10 @@ def main():
             "nft_forward": {"type": "dict", "options": {
                 "bridges": {"type": "list", "elements": "str", "required": True},
                 "persist_file": {"type": "path"},
+            }},
+            "preflight": {"type": "dict", "options": {
+                "vms": {"type": "list", "elements": "dict", "default": []},
+                "network": {"type": "str"},
             }},
         },
         supports_check_mode=True,
@@ -188,6 +268,8 @@ def main():
     }
     if params["nft_forward"]:
         result["nft_forward"] = probe_nft_forward(module, params["nft_forward"])
+    if params["preflight"]:
+        result["preflight"] = probe_preflight(module, params["preflight"])
     module.exit_json(changed=False, **result)
 
 

@@ -44,6 +44,8 @@ PACKAGES = [
     "kmod", "procps", "iproute2", "iputils-ping", "ifupdown", "isc-dhcp-client",
     "bridge-utils", "openssh-server", "python3", "python3-apt", "sudo", "lvm2",
     "e2fsprogs", "nftables", "qemu-system-x86", "qemu-utils", "ipxe-qemu", "seabios",
+    # iptables-legacy, for the pre-flight's FORWARD-drop case (molecule/site).
+    "iptables",
     # host_bridge backends besides ifupdown; NetworkManager is installed disabled.
     "network-manager", "netplan.io",
 ]

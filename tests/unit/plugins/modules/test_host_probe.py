@@ -68,3 +68,14 @@ def test_nft_forward_without_a_working_nft_is_unavailable(tmp_path, run_module, 
 
 def test_nft_forward_is_left_out_unless_asked(run_module):
     assert "nft_forward" not in run_module(host_probe, {"sysctls": ["kernel.ostype"]})
+
+
+def test_preflight_reads_this_host(run_module):
+    """The real /proc, routes and, where there is one, /dev/kvm (read-only ioctl)."""
+    result = run_module(host_probe, {"preflight": {"vms": [], "network": "10.101.0.0/16"}})
+    facts = result["preflight"]["facts"]
+    assert set(facts) == {"cpu_flags", "dev_kvm", "nested", "guest_virtualization", "routes", "libvirt_networks",
+                          "br_netfilter", "legacy_forward_policy"}
+    assert isinstance(result["preflight"]["findings"], list) and not result["changed"]
+    if facts["dev_kvm"] and facts["nested"]:
+        assert facts["guest_virtualization"] is not None
