@@ -144,8 +144,9 @@ class LvDisk:
         # The merge ends the snapshot; taken again at once with the same room, so the disk can
         # go back to it again.
         room = self.needs(name, size)
-        self.module.run_command(["lvconvert", "--merge", "%s/%s" % (self.row["vg"], snapshot_lv(self.row["lv"], name))],
-                                check_rc=True)
+        # lvconvert waits for the merge, looking every --interval seconds (15 by default).
+        self.module.run_command(["lvconvert", "--merge", "--interval", "1",
+                                 "%s/%s" % (self.row["vg"], snapshot_lv(self.row["lv"], name))], check_rc=True)
         self.sizes.pop(name, None)
         self.take(name, "%db" % room)
 
