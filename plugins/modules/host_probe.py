@@ -76,7 +76,7 @@ options:
     suboptions:
       vms:
         description:
-          - The VMs planned on this host, as the plan (M(nestlab.cloudlab.cloudlab_plan#filter))
+          - The VMs planned on this host, as the plan (P(nestlab.cloudlab.cloudlab_plan#filter))
             gives them; their clouds' C(network.public_range) and C(network.private_subnet) are
             checked.
         type: list

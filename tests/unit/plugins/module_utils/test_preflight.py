@@ -53,10 +53,9 @@ def test_a_good_host_has_no_findings():
 
 
 def test_every_finding_of_a_bad_host_at_once():
-    facts = dict(GOOD, routes=GOOD["routes"] + [{"dst": "192.168.58.0/24", "dev": "lo"},
-                                                {"dst": "10.101.7.32/30", "dev": "docker0"}],
-                 libvirt_networks=["192.168.122.0/24"], br_netfilter=True, legacy_forward_policy="DROP",
-                 guest_virtualization=False)
+    routes = GOOD["routes"] + [{"dst": "192.168.58.0/24", "dev": "lo"}, {"dst": "10.101.7.32/30", "dev": "docker0"}]
+    facts = dict(GOOD, routes=routes, libvirt_networks=["192.168.122.0/24"], br_netfilter=True,
+                 legacy_forward_policy="DROP", guest_virtualization=False)
     found = _preflight.findings(facts, CLOUDS, "10.101.0.0/16")
     assert [finding["check"] for finding in found] == ["nesting", "routes", "routes", "routes", "forward"]
     messages = [finding["message"] for finding in found]
@@ -76,10 +75,9 @@ def test_no_virtualization_flag_and_unknowns():
 
 
 def test_clouds_of_planned_vms():
-    vms = [{"name": "fe", "cloud": "euca", "network": {"public_range": "10.101.7.21-10.101.7.40",
-                                                      "private_subnet": "192.168.58.0/24", "address": "10.101.7.2"}},
-           {"name": "nc1", "cloud": "euca", "network": {"public_range": "10.101.7.21-10.101.7.40",
-                                                       "private_subnet": "192.168.58.0/24", "address": "10.101.7.3"}},
-           {"name": "ciab", "cloud": "ciab", "network": {"public_range": "10.101.7.10-10.101.7.20",
-                                                        "private_subnet": "192.168.122.0/24"}}]
+    euca = {"public_range": "10.101.7.21-10.101.7.40", "private_subnet": "192.168.58.0/24"}
+    vms = [{"name": "fe", "cloud": "euca", "network": dict(euca, address="10.101.7.2")},
+           {"name": "nc1", "cloud": "euca", "network": dict(euca, address="10.101.7.3")},
+           {"name": "ciab", "cloud": "ciab",
+            "network": {"public_range": "10.101.7.10-10.101.7.20", "private_subnet": "192.168.122.0/24"}}]
     assert _preflight.clouds_of(vms) == CLOUDS

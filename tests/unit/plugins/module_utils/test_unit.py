@@ -124,4 +124,3 @@ def test_helper_stop_powers_down_then_quits_a_guest_that_ignores_it(tmp_path, qe
     assert time.monotonic() - started >= 1
     # A second stop, with qemu gone, returns at once.
     assert helper(tmp_path, "stop", tmp_path, 30).returncode == 0
-
