@@ -675,7 +675,10 @@ class Units:
             kept = vm.params["state"] == "running"
             if kept:
                 vm.unit = vm.result["unit"] = _unit.instance(vm.name)
-                pending = [entry for entry in self.files(vm) if not same_bytes(entry[0], entry[1].encode("utf-8"))]
+                # A VM left running with another configuration keeps the files it runs from
+                # (the next start writes the requested ones).
+                files = [] if vm.result["config_drift"] else self.files(vm)
+                pending = [entry for entry in files if not same_bytes(entry[0], entry[1].encode("utf-8"))]
                 writes.update((entry[0], entry) for entry in pending)
                 if not os.path.lexists(self.wants(vm.name)):
                     enable.append(vm.unit)
