@@ -711,10 +711,11 @@ class Units:
             write_atomic(path, text, mode)
         if any(path.startswith(self.unit_dir) for path, _text, _mode in writes):
             self.systemctl("daemon-reload")
+        # --no-reload: the boot links need no reload (systemctl would reload once more).
         if enable:
-            self.systemctl("enable", "--quiet", *enable)
+            self.systemctl("enable", "--quiet", "--no-reload", *enable)
         if disable:
-            self.systemctl("disable", "--quiet", *disable)
+            self.systemctl("disable", "--quiet", "--no-reload", *disable)
 
     def after(self, vms, remove):
         """Forget the failed state of the services of VMs stopped hard; drop removed VMs' drop-ins."""
