@@ -104,7 +104,9 @@ disks:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._disk import DiskError, open_by
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._disk import DiskError
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._names import repeated
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._proc import open_files, pids
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._snapshot import (
     LVS_FIELDS, cow_size, name_problem, parse_lvs, qcow2_snapshots, snapshot_lv, space_problem)
 
@@ -194,11 +196,18 @@ def read_disks(module, paths, ignore_in_use=False):
         rc, out, _err = module.run_command(LVS + [LVS_FIELDS])
         rows = parse_lvs(out) if rc == 0 else {}
     by_real = {os.path.realpath(path): row for path, row in rows.items()}
+    # Who holds each disk open: one pass over /proc for all of them.
+    held = {}
+    if not ignore_in_use:
+        wanted = {os.path.realpath(path) for path in paths}
+        for pid in sorted(pids()):
+            for target in open_files(pid) & wanted:
+                held.setdefault(target, []).append(pid)
     for path in paths:
         if not os.path.exists(path):
             problems.append("%s does not exist" % path)
             continue
-        holders = [] if ignore_in_use else open_by(path)
+        holders = [] if ignore_in_use else held.get(os.path.realpath(path), [])
         if holders:
             problems.append("%s is in use (pid %s): stop its VM first" % (path, ", ".join(map(str, holders))))
         if path.startswith("/dev/"):
@@ -252,7 +261,7 @@ def main():
     name, state, size = module.params["name"], module.params["state"], module.params["size"]
     paths = module.params["disks"]
     problems = [name_problem(name)] if name is not None and name_problem(name) else []
-    problems += ["%s is listed twice" % path for path in sorted({p for p in paths if paths.count(p) > 1})]
+    problems += ["%s is listed twice" % path for path in repeated(paths)]
     try:
         # Removing a snapshot needs no stop: LVM removes it under a running VM.
         ignore_in_use = module.params["ignore_in_use"] or name is None or state == "absent"
