@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 inventory=inventories/demo
 python3 tests/testbed/testbed.py up demo --inventory "$inventory/bed.yml" --group hypervisors
 mkdir -p .cache
-# A fake FastStart DVD: a boot menu, an address prompt, an install onto the VM's disk.
+# A fake FastStart DVD: a boot menu, answers from a seed CD-ROM, an install onto the VM's disk.
 python3 tests/testbed/fake_installer_iso.py .cache/demo.iso
 # Put the installer ISO on the hypervisor, as a user does before running site.yml.
 ansible hypervisors -i "$inventory" -m ansible.builtin.file \
@@ -15,7 +15,7 @@ ansible hypervisors -i "$inventory" -m ansible.builtin.copy \
   -a "src=.cache/demo.iso dest=/var/lib/nestlab/iso/demo.iso mode=0644" >/dev/null
 ansible-playbook site.yml -i "$inventory"
 ansible-playbook playbooks/report.yml -i "$inventory"
-# The installed disk's console: the menu entry and the address it was installed with.
+# The installed disk's console: the menu entry and the answers it was installed with.
 ansible hypervisors -i "$inventory" -m ansible.builtin.command -a "cat /var/lib/nestlab/vms/ciab/serial.log"
 cat <<MSG
 

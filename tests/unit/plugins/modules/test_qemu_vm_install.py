@@ -1,7 +1,7 @@
 """A hands-free install with a real qemu (TCG): boot=install, boot keys, install-done, then the disk.
 
 The guest is tests/testbed/fake_installer_iso.py: a boot menu (Cloud in a Box, Frontend,
-Node Controller), an address prompt, then it writes an installed boot sector onto the disk
+Node Controller), answers read from a seed CD-ROM or typed at an address prompt, then it writes an installed boot sector onto the disk
 (which prints ``INSTALLED SYSTEM role=... ip=...``) and resets, as installers do at their end.
 """
 
@@ -14,6 +14,7 @@ import fake_installer_iso
 import key_echo_disk
 import pytest
 
+from ansible_collections.nestlab.cloudlab.plugins.module_utils import _iso
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import installed_path, runtime_paths
 from ansible_collections.nestlab.cloudlab.plugins.modules import qemu_vm, qemu_vm_install
 
@@ -95,6 +96,24 @@ def test_install_by_keys_then_every_start_boots_the_disk(lab, run_module):
     vm("fe", state="absent")
     assert os.path.exists(installed_path(state_dir, "fe"))
     assert vm("fe")["installed"]
+
+
+def test_the_installer_takes_its_answers_from_the_seed_medium(lab, run_module, tmp_path):
+    """Keys only pick the menu entry: the address, public range and private subnet come from the seed."""
+    vm, state_dir = lab
+    seed = tmp_path / "nc.seed.iso"
+    answers = "ip=10.101.7.11 public=10.101.7.21-10.101.7.40 private=192.168.58.0/24"
+    seed.write_bytes(_iso.build("OEMDRV", {"ks.cfg": ("# kickstart\n# ANSWERS: %s\nreboot\n" % answers).encode()}))
+    started = vm("nc", installer_args=["-drive", "file=%s,media=cdrom,readonly=on" % seed])
+    assert started["installing"] and any(str(seed) in arg for arg in started["argv"]), started
+    waited = run_module(qemu_vm_install, {"vms": [{"name": "nc", "timeout": 60, "boot_keys": "<down><down><enter>",
+                                                   "wait_for": "MENU>$"}],
+                                          "state_dir": state_dir, "poll_interval": 0.2})
+    assert waited["vms"][0]["installed"] and waited["vms"][0]["presses"] == 3, waited
+    assert "ANSWERS FROM SEED " + answers in serial(state_dir, "nc", "INSTALL DONE")
+    booted = vm("nc")
+    assert not any(str(seed) in arg for arg in booted["argv"]), booted  # the seed is gone with the installer
+    assert serial(state_dir, "nc", "private=").startswith("INSTALLED SYSTEM role=Node Controller " + answers)
 
 
 def test_a_running_installer_is_not_restarted_when_it_becomes_installed(lab, run_module):
