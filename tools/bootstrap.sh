@@ -13,9 +13,14 @@ venv=$repo/.venv
 collections=$repo/collections/ansible_collections
 
 # Debian packages the test bed and the lint/sanity layers use on the controller.
-host_packages=(qemu-system-x86 qemu-utils mmdebstrap xorriso shellcheck zstd e2fsprogs openssh-client rsync)
+host_packages=(qemu-system-x86 qemu-utils mmdebstrap xorriso shellcheck zstd e2fsprogs openssh-client rsync
+               isolinux)
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+# The Makefile puts .venv/bin first on PATH: without it here, a rebuild would pick the old
+# venv's own python3.X, which is gone once the venv is removed.
+PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$venv/bin" | paste -sd: -)
 
 install_host_packages() {
   local missing=() pkg
