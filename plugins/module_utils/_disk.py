@@ -125,7 +125,16 @@ def volume_group_problems(vg, exists, requested, missing, owners, signatures, fo
     return problems
 
 
+def holders(paths, root="/"):
+    """{resolved path: PIDs holding it open} for PATHS, in one pass over the processes."""
+    wanted = {os.path.realpath(path) for path in paths}
+    held = {}
+    for pid in sorted(pids(root)):
+        for target in open_files(pid, root) & wanted:
+            held.setdefault(target, []).append(pid)
+    return held
+
+
 def open_by(path, root="/"):
     """PIDs of processes that hold PATH (after resolving links) open."""
-    target = os.path.realpath(path)
-    return [pid for pid in sorted(pids(root)) if target in open_files(pid, root)]
+    return holders([path], root).get(os.path.realpath(path), [])

@@ -104,9 +104,8 @@ disks:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._disk import DiskError
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._disk import DiskError, holders
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._names import repeated
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._proc import open_files, pids
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._snapshot import (
     LVS_FIELDS, cow_size, name_problem, parse_lvs, qcow2_snapshots, snapshot_lv, space_problem)
 
@@ -196,20 +195,14 @@ def read_disks(module, paths, ignore_in_use=False):
         rc, out, _err = module.run_command(LVS + [LVS_FIELDS])
         rows = parse_lvs(out) if rc == 0 else {}
     by_real = {os.path.realpath(path): row for path, row in rows.items()}
-    # Who holds each disk open: one pass over /proc for all of them.
-    held = {}
-    if not ignore_in_use:
-        wanted = {os.path.realpath(path) for path in paths}
-        for pid in sorted(pids()):
-            for target in open_files(pid) & wanted:
-                held.setdefault(target, []).append(pid)
+    held = {} if ignore_in_use else holders(paths)  # one pass over /proc for every disk
     for path in paths:
         if not os.path.exists(path):
             problems.append("%s does not exist" % path)
             continue
-        holders = [] if ignore_in_use else held.get(os.path.realpath(path), [])
-        if holders:
-            problems.append("%s is in use (pid %s): stop its VM first" % (path, ", ".join(map(str, holders))))
+        users = held.get(os.path.realpath(path), [])
+        if users:
+            problems.append("%s is in use (pid %s): stop its VM first" % (path, ", ".join(map(str, users))))
         if path.startswith("/dev/"):
             row = by_real.get(os.path.realpath(path))
             if row is None:
