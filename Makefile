@@ -10,7 +10,6 @@ export NESTLAB_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/nestlab-cloudlab
 MARKER_ISO := $(CURDIR)/.cache/marker.iso
 INSTALLER_ISO := $(CURDIR)/.cache/fake-installer.iso
 KERNEL_ISO := $(CURDIR)/.cache/kernel-installer.iso
-DEBIAN_ISO := $(CURDIR)/.cache/debian-installer.iso
 # Scenarios outside `make test` (each says why in its molecule.yml); run them by name.
 EXTRA_SCENARIOS := debian_installer
 SCENARIOS ?= $(filter-out $(EXTRA_SCENARIOS),$(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
@@ -53,7 +52,6 @@ $(INSTALLER_ISO): tests/testbed/fake_installer_iso.py tests/testbed/marker_iso.p
 molecule: setup $(MARKER_ISO) $(INSTALLER_ISO)  ## Every molecule scenario (SCENARIOS="a b" to choose), each on its own test-bed VM (tools/molecule.sh)
 	@python3 tests/testbed/testbed.py image >/dev/null
 	@python3 tests/testbed/kernel_iso.py $(KERNEL_ISO)
-	@if [[ " $(SCENARIOS) " == *" debian_installer "* ]]; then python3 tests/testbed/debian_installer_iso.py $(DEBIAN_ISO); fi
 	@tools/molecule.sh $(SCENARIOS)
 
 bench: setup  ## Benchmarks (see bench/README.md)

@@ -13,26 +13,21 @@ planned static address.
 The ISO (about 50 MB) is cached under $NESTLAB_CACHE by the package's version; the
 package (133 MB) is downloaded with ``apt-get download`` only to build it.
 
-Usage: debian_installer_iso.py OUTPUT.iso
+Usage: debian_installer_iso.py   (prints the cached ISO's path, building it if needed)
 """
 
-import os
 import pathlib
 import shutil
 import subprocess
 import sys
 import tempfile
 
+import testbed
+
 PACKAGE = "debian-installer-12-netboot-amd64"
 TREE = "usr/lib/debian-installer/images/12/amd64/text"
 ISOLINUX_BIN = pathlib.Path("/usr/lib/ISOLINUX/isolinux.bin")
 VOLUME_LABEL = "DEBIAN_12_NETBOOT"
-MENU_LINE = "Press ENTER to boot or TAB to edit a menu entry"
-
-
-def cache_dir():
-    default = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "nestlab-cloudlab"
-    return pathlib.Path(os.environ.get("NESTLAB_CACHE", default)) / "debian-installer"
 
 
 def candidate_version():
@@ -63,10 +58,11 @@ def pack(tree, output):
             check=True, capture_output=True)
 
 
-def build(output):
+def build():
+    """The cached ISO's path, built first if this package version has none."""
     if not ISOLINUX_BIN.exists():
         raise SystemExit("%s is missing: install Debian's isolinux package (make setup does)" % ISOLINUX_BIN)
-    cache = cache_dir()
+    cache = testbed.cache_root() / "debian-installer"
     cached = cache / ("debian-installer-%s.iso" % candidate_version().replace(":", "_"))
     if not cached.exists():
         cache.mkdir(parents=True, exist_ok=True)
@@ -77,10 +73,10 @@ def build(output):
             partial = cached.with_suffix(".partial")
             pack(pathlib.Path(work) / "x" / TREE, partial)
             partial.rename(cached)
-    shutil.copyfile(cached, output)
+    return cached
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) != 1:
         sys.exit(__doc__)
-    build(sys.argv[1])
+    print(build())
