@@ -7,7 +7,7 @@
 # host must be reached again through the new bridge within the confirm window) failed once
 # under that load, so lanes are for machines with cores to spare.
 # Each scenario's output goes, time-stamped, to $NESTLAB_CACHE/logs/molecule-SCENARIO.log;
-# a failing scenario's log tail and its bed's serial log tail are printed, and no lane
+# a failing scenario's log tail and its beds' serial log tails are printed, and no lane
 # starts a new scenario after a failure. Usage: tools/molecule.sh [SCENARIO...]
 set -euo pipefail
 
@@ -64,6 +64,7 @@ run_lane() {
     log=$logs/molecule-$scenario.log
     echo "=== lane $lane: molecule scenario $scenario (log: $log)"
     start=$(date +%s)
+    touch "$work/start-$scenario"
     if molecule test -s "$scenario" 2>&1 | stamp >"$log"; then result=passed; else result=FAILED; fi
     seconds=$(( $(date +%s) - start ))
     [ -z "${NESTLAB_TIMINGS:-}" ] || printf '  scenario %s\t%d\t%s\n' "$scenario" "$seconds" "$result" >>"$NESTLAB_TIMINGS"
@@ -75,8 +76,11 @@ run_lane() {
     {
       echo "=== scenario $scenario FAILED after ${seconds}s; the end of its log:"
       tail -n 150 "$log"
-      echo "=== scenario $scenario: L1 serial log tail:"
-      tail -n 40 "$logs/molecule-$scenario.serial.log" 2>/dev/null || true
+      # The serial logs of the scenario's beds (most have one), copied there when destroyed.
+      find "$logs" -name '*.serial.log' -newer "$work/start-$scenario" | sort | while read -r serial; do
+        echo "=== scenario $scenario: L1 serial log tail ($(basename "$serial")):"
+        tail -n 40 "$serial"
+      done
     } | sed "s/^/[$scenario] /"
   done
 }

@@ -30,17 +30,6 @@ ISOLINUX_BIN = pathlib.Path("/usr/lib/ISOLINUX/isolinux.bin")
 VOLUME_LABEL = "DEBIAN_12_NETBOOT"
 
 
-def candidate_version():
-    """The version apt would download, so that a newer package builds a new ISO."""
-    policy = subprocess.run(["apt-cache", "policy", PACKAGE], check=True, capture_output=True, text=True).stdout
-    for line in policy.splitlines():
-        if line.strip().startswith("Candidate:"):
-            version = line.split(":", 1)[1].strip()
-            if version and version != "(none)":
-                return version
-    raise SystemExit("%s: apt knows no candidate version (run apt-get update)" % PACKAGE)
-
-
 def pack(tree, output):
     """Pack the netboot TREE (symlinks followed) under /isolinux/ of OUTPUT."""
     config = "serial 0 115200\n" + (tree / "pxelinux.cfg" / "default").read_text()
@@ -63,15 +52,13 @@ def build():
     if not ISOLINUX_BIN.exists():
         raise SystemExit("%s is missing: install Debian's isolinux package (make setup does)" % ISOLINUX_BIN)
     cache = testbed.cache_root() / "debian-installer"
-    cached = cache / ("debian-installer-%s.iso" % candidate_version().replace(":", "_"))
+    cached = cache / ("debian-installer-%s.iso" % testbed.apt_candidate(PACKAGE).replace(":", "_"))
     if not cached.exists():
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as work:
-            subprocess.run(["apt-get", "download", "-q", PACKAGE], cwd=work, check=True, capture_output=True)
-            deb = next(pathlib.Path(work).glob("*.deb"))
-            subprocess.run(["dpkg-deb", "-x", str(deb), work + "/x"], check=True)
+            root = testbed.apt_extract(PACKAGE, work)
             partial = cached.with_suffix(".partial")
-            pack(pathlib.Path(work) / "x" / TREE, partial)
+            pack(root / TREE, partial)
             partial.rename(cached)
     return cached
 

@@ -5,7 +5,10 @@ CPU so that KVM works inside it.  It gets:
 
 * user-mode networking with SSH forwarded to a free port on 127.0.0.1 (NIC ``mgmt0``),
 * a second NIC named ``em1`` on an isolated user-mode network (10.101.0.0/16, the lab
-  network of the write-up) whose DHCP hands the L1 the address 10.101.1.25,
+  network of the write-up) whose DHCP hands the L1 the address 10.101.1.25; or, with
+  ``--lan NAME``, on a virtual LAN shared with one other bed of that LAN (a QEMU dgram
+  link between the two qemu processes over 127.0.0.1, no DHCP: the tests give the
+  addresses), so that two hypervisors' bridges are joined as on one switch,
 * a second 8 GiB virtio disk (``/dev/vdb``) for LVM,
 * its serial console logged to a file, and a throw-away qcow2 overlay per run.
 
@@ -53,6 +56,9 @@ IMAGE_SIZE = "4G"
 DATA_DISK_SIZE = "8G"
 MGMT_MAC = "52:54:00:a0:00:01"
 LAB_MAC = "52:54:00:a0:00:02"
+# em1 of the second bed of a LAN (the bridges inherit their NICs' MACs, which must differ);
+# the guest's 10-em1.link names a NIC with either MAC em1.
+LAN_PEER_MAC = "52:54:00:a0:00:03"
 LAB_NETDEV = "user,id=lab,restrict=on,net=10.101.0.0/16,host=10.101.0.1,dhcpstart=10.101.1.25"
 LAB_ADDRESS = "10.101.1.25"
 SSH_OPTIONS = [
@@ -141,13 +147,33 @@ SERVICE_COMMANDS = [
 def recipe_hash(mirror):
     digest = hashlib.sha256()
     recipe = {"suite": SUITE, "packages": PACKAGES, "size": IMAGE_SIZE, "mirror": mirror,
-              "mgmt_mac": MGMT_MAC, "lab_mac": LAB_MAC, "services": SERVICE_COMMANDS, "version": 1}
+              "mgmt_mac": MGMT_MAC, "lab_mac": LAB_MAC, "lan_peer_mac": LAN_PEER_MAC, "services": SERVICE_COMMANDS, "version": 1}
     digest.update(json.dumps(recipe, sort_keys=True).encode())
     for path in sorted(GUEST_FILES.rglob("*")):
         if path.is_file():
             digest.update(str(path.relative_to(GUEST_FILES)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def apt_candidate(package):
+    """The version of PACKAGE apt would download, so that a newer one rebuilds what uses it."""
+    policy = run(["apt-cache", "policy", package])
+    for line in policy.splitlines():
+        if line.strip().startswith("Candidate:"):
+            version = line.split(":", 1)[1].strip()
+            if version and version != "(none)":
+                return version
+    raise BedError(f"{package}: apt knows no candidate version (run apt-get update)")
+
+
+def apt_extract(package, work):
+    """Download PACKAGE's .deb into WORK (from the machine's mirror) and unpack it; its root."""
+    work = pathlib.Path(work)
+    subprocess.run(["apt-get", "download", "-q", package], cwd=work, check=True, capture_output=True)
+    root = work / "x"
+    subprocess.run(["dpkg-deb", "-x", str(next(work.glob("*.deb"))), str(root)], check=True)
+    return root
 
 
 def ssh_key():
@@ -293,7 +319,46 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def qemu_argv(image, directory, port, lab_port):
+def lan_link(lan, name):
+    """em1's netdev and MAC for bed NAME on virtual LAN LAN: a dgram link to its one peer.
+
+    The LAN's two UDP ports on 127.0.0.1 are chosen by its first bed and kept in
+    lans/LAN.json with the beds that joined it; a bed that is no longer up leaves it.
+    """
+    lans = cache_root() / "lans"
+    lans.mkdir(parents=True, exist_ok=True)
+    with locked(lans / f"{lan}.lock"):
+        path = lans / f"{lan}.json"
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = {}
+        # A bed's folder exists from just before it joins until it is destroyed.
+        slots = {member: slot for member, slot in record.get("slots", {}).items()
+                 if member != name and instance_dir(member).exists()}
+        if len(slots) >= 2:
+            raise BedError(f"LAN {lan} already joins two beds ({', '.join(slots)}); a LAN is a link of two")
+        ports = record.get("ports") if slots else None
+        if not ports:
+            ports = [free_udp_port(), free_udp_port()]
+        # Slot 0 sends from the first port to the second, slot 1 the other way; the beds'
+        # em1 MACs differ by slot (the bridges inherit them).
+        slot = 1 if 0 in slots.values() else 0
+        path.write_text(json.dumps({"ports": ports, "slots": {**slots, name: slot}}), encoding="utf-8")
+    local, remote = ports[slot], ports[1 - slot]
+    mac = (LAB_MAC, LAN_PEER_MAC)[slot]
+    netdev = ("dgram,id=lab,local.type=inet,local.host=127.0.0.1,local.port=%d,"
+              "remote.type=inet,remote.host=127.0.0.1,remote.port=%d" % (local, remote))
+    return netdev, mac
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def qemu_argv(image, directory, port, lab_port, lan=None):
     accel = os.environ.get("NESTLAB_BED_ACCEL", "tcg")
     cpu = os.environ.get("NESTLAB_BED_CPU", "qemu64,+svm")
     return [
@@ -308,22 +373,23 @@ def qemu_argv(image, directory, port, lab_port):
         "-netdev", f"user,id=mgmt,hostfwd=tcp:127.0.0.1:{port}-:22",
         "-device", f"virtio-net-pci,netdev=mgmt,mac={MGMT_MAC}",
         # SSH also reaches the L1 through em1 (the NIC host_bridge enslaves), so a test
-        # can make the controller lose the host the way a real lab would.
-        "-netdev", f"{LAB_NETDEV},hostfwd=tcp:127.0.0.1:{lab_port}-{LAB_ADDRESS}:22",
-        "-device", f"virtio-net-pci,netdev=lab,mac={LAB_MAC}",
+        # can make the controller lose the host the way a real lab would; on a LAN, em1 is
+        # the link to the other bed.
+        "-netdev", lan[0] if lan else f"{LAB_NETDEV},hostfwd=tcp:127.0.0.1:{lab_port}-{LAB_ADDRESS}:22",
+        "-device", f"virtio-net-pci,netdev=lab,mac={lan[1] if lan else LAB_MAC}",
         "-serial", f"file:{directory / 'serial.log'}",
         "-monitor", f"unix:{directory / 'monitor.sock'},server,nowait",
         "-display", "none", "-daemonize", "-pidfile", str(directory / "qemu.pid"),
     ]
 
 
-def start_qemu(image, directory):
+def start_qemu(image, directory, lan=None):
     """Start the L1; retry on another port if one was taken between probe and bind."""
     for _attempt in range(5):
         port, lab_port = free_port(), free_port()
         if port == lab_port:
             continue
-        result = subprocess.run(qemu_argv(image, directory, port, lab_port),
+        result = subprocess.run(qemu_argv(image, directory, port, lab_port, lan),
                                 capture_output=True, text=True, check=False)
         if result.returncode == 0:
             return port, lab_port
@@ -365,7 +431,7 @@ def wait_for_ssh(info, directory, timeout):
                    + serial_tail(directory))
 
 
-def up(name, lease_hours, boot_timeout):
+def up(name, lease_hours, boot_timeout, lan=None):
     image = ensure_image()
     reap()
     directory = instance_dir(name)
@@ -377,9 +443,11 @@ def up(name, lease_hours, boot_timeout):
         run(["qemu-img", "create", "-q", "-f", "qcow2", str(directory / "data.qcow2"),
              DATA_DISK_SIZE])
         started = time.monotonic()
-        port, lab_port = start_qemu(image, directory)
+        link = lan_link(lan, name) if lan else None
+        port, lab_port = start_qemu(image, directory, link)
         info = {
-            "instance": name, "address": "127.0.0.1", "port": port, "lab_port": lab_port,
+            "instance": name, "address": "127.0.0.1", "port": port, "lab_port": None if lan else lab_port,
+            "lan": lan,
             "user": "root",
             "identity_file": str(ssh_key()), "pid": read_pid(directory),
             "serial_log": str(directory / "serial.log"),
@@ -433,6 +501,7 @@ def main(argv=None):
     start.add_argument("--ssh-via", choices=("mgmt", "lab"), default="mgmt",
                        help="the NIC the written instance config and inventory use for SSH: "
                             "mgmt0 (default) or em1 (lab), which host_bridge reconfigures")
+    start.add_argument("--lan", help="join em1 to the other bed of this virtual LAN (two beds a LAN)")
     stop = commands.add_parser("down", help="destroy a bed and its overlay")
     stop.add_argument("name")
     commands.add_parser("reap", help="destroy beds left by killed runs")
@@ -446,7 +515,9 @@ def main(argv=None):
         if args.command == "image":
             print(ensure_image())
         elif args.command == "up":
-            info = up(args.name, args.lease_hours, args.boot_timeout)
+            if args.lan and args.ssh_via == "lab":
+                raise BedError("--ssh-via lab needs em1 on the user-mode lab network, not on a --lan")
+            info = up(args.name, args.lease_hours, args.boot_timeout, args.lan)
             if args.ssh_via == "lab":
                 info = {**info, "port": info["lab_port"]}
             if args.instance_config:

@@ -78,3 +78,37 @@ def test_reap_removes_a_bed_whose_qemu_is_gone(cache):
 def test_free_port_is_bindable():
     port = testbed.free_port()
     assert 1024 < port < 65536
+
+
+def _join(cache, lan, name):
+    (cache / "instances" / name).mkdir(parents=True, exist_ok=True)
+    return testbed.lan_link(lan, name)
+
+
+def _ports(netdev):
+    fields = dict(field.split("=", 1) for field in netdev.split(",")[1:])
+    assert fields["local.host"] == fields["remote.host"] == "127.0.0.1", "the LAN stays on loopback"
+    return int(fields["local.port"]), int(fields["remote.port"])
+
+
+def test_two_beds_of_a_lan_send_to_each_other_with_different_em1_macs(cache):
+    first, first_mac = _join(cache, "lab", "hv1")
+    second, second_mac = _join(cache, "lab", "hv2")
+    assert first.startswith("dgram,id=lab,")
+    assert _ports(first) == tuple(reversed(_ports(second)))
+    assert {first_mac, second_mac} == {testbed.LAB_MAC, testbed.LAN_PEER_MAC}
+    argv = " ".join(testbed.qemu_argv(pathlib.Path("/img"), cache / "instances" / "hv2", 2222, 2223,
+                                      (second, second_mac)))
+    assert second in argv and f"mac={second_mac}" in argv
+    assert "hostfwd=tcp:127.0.0.1:2223" not in argv, "em1 is the LAN link, not a user network"
+
+
+def test_a_lan_is_a_link_of_two_and_a_destroyed_bed_frees_its_slot(cache):
+    first, _ = _join(cache, "lab", "hv1")
+    second, second_mac = _join(cache, "lab", "hv2")
+    with pytest.raises(testbed.BedError, match="LAN lab already joins two beds"):
+        _join(cache, "lab", "hv3")
+    testbed.destroy("hv2")
+    again, again_mac = _join(cache, "lab", "hv3")
+    assert (again, again_mac) == (second, second_mac), "the new bed takes the free end of the link"
+    assert _join(cache, "lab", "hv1")[0] == first, "a bed booted again keeps its end"
