@@ -82,7 +82,7 @@ def module_files(image, release):
         base = "/usr/lib/modules/%s/" % release
         dependencies = {}
         for line in debugfs(raw, "cat " + base + "modules.dep").decode().splitlines():
-            module, _, needs = line.partition(":")
+            module, _colon, needs = line.partition(":")
             dependencies[pathlib.PurePath(module).stem] = (module, needs.split())
         order = []
 
@@ -165,5 +165,6 @@ def build():
 if __name__ == "__main__":
     if len(sys.argv) != 1:
         sys.exit(__doc__)
-    shutil.which("debugfs") or sys.exit("debugfs is missing: install e2fsprogs")
+    if not shutil.which("debugfs"):
+        sys.exit("debugfs is missing: install e2fsprogs")
     print(build())

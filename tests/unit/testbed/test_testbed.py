@@ -104,7 +104,7 @@ def test_two_beds_of_a_lan_send_to_each_other_with_different_em1_macs(cache):
 
 
 def test_a_lan_is_a_link_of_two_and_a_destroyed_bed_frees_its_slot(cache):
-    first, _ = _join(cache, "lab", "hv1")
+    first = _join(cache, "lab", "hv1")[0]
     second, second_mac = _join(cache, "lab", "hv2")
     with pytest.raises(testbed.BedError, match="LAN lab already joins two beds"):
         _join(cache, "lab", "hv3")
