@@ -323,6 +323,10 @@ def request_errors(spec, host, starting, exists=os.path.exists):
     would be started now (memory is only checked then).
     """
     errors = []
+    libvirt = host.get("libvirt") or {}
+    if spec["name"] in host.get("libvirt_domains", ()):
+        errors.append("%s is also the name of a libvirt domain on this host (not made by this "
+                      "collection): give the VM another name" % spec["name"])
     if spec["memory"] < 16:
         errors.append("memory %d MiB is too small (16 MiB at least)" % spec["memory"])
     if spec["vcpus"] < 1:
@@ -334,6 +338,9 @@ def request_errors(spec, host, starting, exists=os.path.exists):
         users = host["disks_in_use"].get(os.path.realpath(disk["path"]))
         if users:
             errors.append("disk %s is in use by running VM %s" % (disk["path"], ", ".join(sorted(users))))
+        owners = libvirt.get("disks", {}).get(os.path.realpath(disk["path"]))
+        if owners:
+            errors.append("disk %s belongs to %s" % (disk["path"], ", ".join(sorted(owners))))
     if spec.get("cdrom") and not exists(spec["cdrom"]) and (spec["boot"] != "install" or installing(spec)):
         errors.append("ISO %s does not exist" % spec["cdrom"])
     if spec["boot"] == "install" and not spec.get("cdrom") and not spec.get("installer_args"):
@@ -355,12 +362,18 @@ def request_errors(spec, host, starting, exists=os.path.exists):
             errors.append("bridge %s is not allowed by %s" % (bridge, host["acl_path"]))
         if nic.get("mac"):
             try:
-                normalize_mac(nic["mac"])
+                mac = normalize_mac(nic["mac"])
             except AllocationError as error:
                 errors.append(str(error))
+            else:
+                if mac in libvirt.get("macs", {}):
+                    errors.append("NIC %d: MAC %s belongs to %s" % (index, mac, libvirt["macs"][mac]))
     display_error = _display_error(spec["vnc_display"])
     if display_error:
         errors.append(display_error)
+    elif spec["vnc_display"] not in (None, "auto") and int(spec["vnc_display"]) in libvirt.get("displays", {}):
+        errors.append("VNC display :%s (port %d) belongs to %s" % (
+            spec["vnc_display"], 5900 + int(spec["vnc_display"]), libvirt["displays"][int(spec["vnc_display"])]))
     if not is_loopback(spec["vnc_listen"]) and not spec.get("vnc_password"):
         errors.append("VNC would listen on %s without a password: set vnc_password, or listen on "
                       "127.0.0.1 and tunnel over SSH" % spec["vnc_listen"])

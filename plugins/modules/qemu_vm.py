@@ -17,6 +17,10 @@ description:
     the bridges' forwarding tables). The VNC display is the lowest free one and stays the
     same across restarts. Allocations live in I(state_dir) under a file lock, so parallel
     runs never hand out the same MAC or display.
+  - On a host with libvirt, its domains count too, running or only defined (read from
+    C(/etc/libvirt/qemu/*.xml) and C(/run/libvirt/qemu/*.xml); libvirtd is not needed). A VM
+    never gets a MAC or VNC display a domain has, and asking for one of them, for a disk a
+    domain uses, or for a domain's name is refused, naming the domain.
   - Every problem with the request (missing ISO or disk, a disk another running VM uses,
     a bad or taken MAC, a taken display, a bridge that does not exist or that
     bridge.conf does not allow, no C(/dev/kvm) with I(accel=kvm), more memory than the
@@ -357,6 +361,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import AllocationError, Allocations, allocate
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import same_bytes, write_atomic
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._kvm import cpu_vendor
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import claimed, read_domains
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, acl_rules, argv_disks, argv_display, argv_macs, bridge_exists, build_argv, check_name,
     default_cpu, displays_in_use, fdb_macs, find_acl, listening_ports, mem_available_mib, qemu_processes,
@@ -437,6 +442,9 @@ class Survey:
         self.acl_path = acl_path
         self.acl = acl_rules(acl_path) if acl_path else (set(), set())
         self.dev_kvm = os.path.exists("/dev/kvm")
+        # libvirt's domains, running or only defined: their MACs, VNC ports and disks are taken.
+        self.libvirt, self.libvirt_problems = read_domains()
+        self.libvirt_claims = claimed(self.libvirt)
         self.mem_available_mib = mem_available_mib()
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             self.vendor = cpu_vendor(handle.read())
@@ -449,9 +457,11 @@ class Survey:
             for path in argv_disks(argv):
                 used_disks.setdefault(os.path.realpath(path), []).append(vm_name_of(argv) or "?")
         return {
-            "macs": set().union(*(argv_macs(argv) for argv in others.values())) | self.fdb,
+            "macs": set().union(*(argv_macs(argv) for argv in others.values())) | self.fdb
+            | set(self.libvirt_claims["macs"]),
             "displays": {display for display in (argv_display(argv) for argv in others.values())
-                         if display is not None},
+                         if display is not None} | set(self.libvirt_claims["displays"]),
+            "libvirt": self.libvirt_claims, "libvirt_domains": set(self.libvirt),
             "ports": self.ports, "disks_in_use": used_disks, "bridges": self.bridges,
             "acl_path": self.acl_path, "acl_allowed": self.acl[0], "acl_denied": self.acl[1],
             "dev_kvm": self.dev_kvm, "mem_available_mib": self.mem_available_mib, "vendor": self.vendor,

@@ -172,3 +172,21 @@ def test_vm_name_of(argv, name):
 ])
 def test_is_qemu(argv, qemu):
     assert _qemu.is_qemu(argv) is qemu
+
+
+def test_what_a_libvirt_domain_claims_is_refused_naming_the_domain():
+    owner = "libvirt domain handmade"
+    libvirt = {"macs": {"52:54:00:5a:5a:01": owner}, "displays": {7: owner},
+               "disks": {os.path.realpath("/dev/vg01/handmade"): [owner]}}
+    spec = dict(SPEC, name="handmade", vnc_display="7", disks=[{"path": "/dev/vg01/handmade", "format": "raw"}],
+                nics=[{"bridge": "br0", "model": "virtio-net-pci", "mac": "52:54:00:5A:5A:01"}])
+    errors = _qemu.request_errors(spec, host_survey(libvirt=libvirt, libvirt_domains={"handmade"}),
+                                  starting=True, exists=always)
+    assert errors == [
+        "handmade is also the name of a libvirt domain on this host (not made by this collection): give the VM another name",
+        "disk /dev/vg01/handmade belongs to libvirt domain handmade",
+        "NIC 0: MAC 52:54:00:5a:5a:01 belongs to libvirt domain handmade",
+        "VNC display :7 (port 5907) belongs to libvirt domain handmade",
+    ]
+    assert _qemu.request_errors(SPEC, host_survey(libvirt=libvirt, libvirt_domains={"handmade"}),
+                                starting=True, exists=always) == [], "the domain's claims bind only what they claim"
