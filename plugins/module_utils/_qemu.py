@@ -371,9 +371,10 @@ def request_errors(spec, host, starting, exists=os.path.exists):
     display_error = _display_error(spec["vnc_display"])
     if display_error:
         errors.append(display_error)
-    elif spec["vnc_display"] not in (None, "auto") and int(spec["vnc_display"]) in libvirt.get("displays", {}):
-        errors.append("VNC display :%s (port %d) belongs to %s" % (
-            spec["vnc_display"], 5900 + int(spec["vnc_display"]), libvirt["displays"][int(spec["vnc_display"])]))
+    elif spec["vnc_display"] not in (None, "auto"):
+        display = int(spec["vnc_display"])
+        if display in libvirt.get("displays", {}):
+            errors.append("VNC display :%d (port %d) belongs to %s" % (display, 5900 + display, libvirt["displays"][display]))
     if not is_loopback(spec["vnc_listen"]) and not spec.get("vnc_password"):
         errors.append("VNC would listen on %s without a password: set vnc_password, or listen on "
                       "127.0.0.1 and tunnel over SSH" % spec["vnc_listen"])

@@ -443,8 +443,11 @@ class Survey:
         self.acl = acl_rules(acl_path) if acl_path else (set(), set())
         self.dev_kvm = os.path.exists("/dev/kvm")
         # libvirt's domains, running or only defined: their MACs, VNC ports and disks are taken.
-        self.libvirt, self.libvirt_problems = read_domains()
-        self.libvirt_claims = claimed(self.libvirt)
+        # A domain file that cannot be read is skipped (not reported yet).
+        domains, _unreadable = read_domains()
+        self.libvirt = {"claims": claimed(domains), "names": set(domains)}
+        self.libvirt_macs = set(self.libvirt["claims"]["macs"])
+        self.libvirt_displays = set(self.libvirt["claims"]["displays"])
         self.mem_available_mib = mem_available_mib()
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             self.vendor = cpu_vendor(handle.read())
@@ -457,11 +460,10 @@ class Survey:
             for path in argv_disks(argv):
                 used_disks.setdefault(os.path.realpath(path), []).append(vm_name_of(argv) or "?")
         return {
-            "macs": set().union(*(argv_macs(argv) for argv in others.values())) | self.fdb
-            | set(self.libvirt_claims["macs"]),
+            "macs": set().union(*(argv_macs(argv) for argv in others.values())) | self.fdb | self.libvirt_macs,
             "displays": {display for display in (argv_display(argv) for argv in others.values())
-                         if display is not None} | set(self.libvirt_claims["displays"]),
-            "libvirt": self.libvirt_claims, "libvirt_domains": set(self.libvirt),
+                         if display is not None} | self.libvirt_displays,
+            "libvirt": self.libvirt["claims"], "libvirt_domains": self.libvirt["names"],
             "ports": self.ports, "disks_in_use": used_disks, "bridges": self.bridges,
             "acl_path": self.acl_path, "acl_allowed": self.acl[0], "acl_denied": self.acl[1],
             "dev_kvm": self.dev_kvm, "mem_available_mib": self.mem_available_mib, "vendor": self.vendor,

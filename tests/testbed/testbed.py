@@ -313,8 +313,9 @@ def reap():
     return reaped
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+def free_port(kind=socket.SOCK_STREAM):
+    """A port of 127.0.0.1 free now (TCP, or UDP with kind=socket.SOCK_DGRAM)."""
+    with socket.socket(socket.AF_INET, kind) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
@@ -340,7 +341,7 @@ def lan_link(lan, name):
             raise BedError(f"LAN {lan} already joins two beds ({', '.join(slots)}); a LAN is a link of two")
         ports = record.get("ports") if slots else None
         if not ports:
-            ports = [free_udp_port(), free_udp_port()]
+            ports = [free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)]
         # Slot 0 sends from the first port to the second, slot 1 the other way; the beds'
         # em1 MACs differ by slot (the bridges inherit them).
         slot = 1 if 0 in slots.values() else 0
@@ -350,12 +351,6 @@ def lan_link(lan, name):
     netdev = ("dgram,id=lab,local.type=inet,local.host=127.0.0.1,local.port=%d,"
               "remote.type=inet,remote.host=127.0.0.1,remote.port=%d" % (local, remote))
     return netdev, mac
-
-
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def qemu_argv(image, directory, port, lab_port, lan=None):
