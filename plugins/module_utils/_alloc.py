@@ -28,6 +28,17 @@ QEMU_PREFIX = "52:54:00"
 MAX_DISPLAY = 99  # VNC port 5999
 
 
+def host_identity():
+    """The machine-id (so MACs derived from it differ between hypervisors), else the hostname."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read().strip()
+        except OSError:
+            continue
+    return os.uname()[1]
+
+
 class AllocationError(Exception):
     """An allocation that cannot be made; the message is for the user."""
 

@@ -85,6 +85,24 @@ options:
       network:
         description: The hypervisor network the clouds' public addresses are in (CIDR).
         type: str
+      backend:
+        description:
+          - The VM backend asked for on this host (C(cloudlab_vm_backend)); C(auto) is
+            C(libvirt) when libvirtd runs, else C(qemu).
+          - With C(libvirt), also found - libvirtd not installed or not running, a planned VM
+            named like a libvirt domain the collection did not define, a bridge libvirt
+            cannot use (an interface that is no bridge, or one missing that I(bridges_made)
+            does not name), a VM with installer settings (installs run on the qemu backend).
+        type: str
+        choices: [qemu, libvirt, auto]
+        default: qemu
+        version_added: 0.6.0
+      bridges_made:
+        description: Bridges a role makes later in the run (host_bridge), not refused when missing.
+        type: list
+        elements: str
+        default: []
+        version_added: 0.6.0
 """
 
 EXAMPLES = r"""
@@ -134,7 +152,8 @@ packages:
 preflight:
   description:
     - With I(preflight), C(findings) (each C(check) - C(virtualization), C(nesting),
-      C(routes) or C(forward) - and C(message)) and the C(facts) they come from.
+      C(routes), C(forward) or C(libvirt) - and C(message)), the C(facts) they come from and
+      C(backend), the VM backend the host gets (C(qemu) or C(libvirt), I(backend=auto) resolved).
   returned: when I(preflight) is given
   type: dict
   sample: {"findings": [{"check": "routes", "message": "private subnet 192.168.122.0/24 of cloud ciab overlaps
@@ -154,6 +173,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._kvm import module_state
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import (
+    backend_problems, bridge_kind, daemon_state, read_domains)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._nft import load, plan, replay_script
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._preflight import (
     KVM_GET_SUPPORTED_CPUID, clouds_of, cpuid_buffer, findings, guest_virtualization, legacy_forward_policy, libvirt_network,
@@ -237,7 +258,26 @@ def probe_preflight(module, request):
     if legacy and facts["br_netfilter"]:
         rc, out, _err = module.run_command([legacy, "-S", "FORWARD"])
         facts["legacy_forward_policy"] = legacy_forward_policy(out) if rc == 0 else None
-    return {"facts": facts, "findings": findings(facts, clouds_of(request["vms"]), request.get("network"))}
+    found = findings(facts, clouds_of(request["vms"]), request.get("network"))
+    daemon = facts["libvirtd"] = daemon_state()
+    backend = request["backend"]
+    if backend == "auto":
+        backend = "libvirt" if daemon["running"] else "qemu"
+    if backend == "libvirt":
+        found += [{"check": "libvirt", "message": message} for message in libvirt_problems(request, daemon)]
+    return {"facts": facts, "findings": found, "backend": backend}
+
+
+def libvirt_problems(request, daemon):
+    """Why the planned VMs cannot be libvirt domains here (see _libvirt.backend_problems)."""
+    vms, bridges = [], {}
+    for vm in request["vms"]:
+        vms.append({"name": vm.get("name"), "installer": vm.get("installer")})
+        for nic in (vm.get("qemu_vm") or {}).get("nics") or []:
+            bridge = nic.get("bridge") or "br0"
+            bridges[bridge] = bridge_kind(bridge, request["bridges_made"])
+    domains, _unreadable = read_domains()
+    return backend_problems(vms, domains, bridges, daemon)
 
 
 def main():
@@ -255,6 +295,8 @@ def main():
             "preflight": {"type": "dict", "options": {
                 "vms": {"type": "list", "elements": "dict", "default": []},
                 "network": {"type": "str"},
+                "backend": {"type": "str", "choices": ["qemu", "libvirt", "auto"], "default": "qemu"},
+                "bridges_made": {"type": "list", "elements": "str", "default": []},
             }},
         },
         supports_check_mode=True,

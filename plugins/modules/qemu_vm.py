@@ -358,7 +358,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import AllocationError, Allocations, allocate
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import AllocationError, Allocations, allocate, host_identity
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import same_bytes, write_atomic
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._kvm import cpu_vendor
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import claimed, read_domains
@@ -751,16 +751,6 @@ def use_systemd(module):
         module.fail_json(msg="service=systemd, but systemd does not run this host (no /run/systemd/system). "
                              "Nothing was changed.")
     return module.params["service"] == "systemd" or (module.params["service"] == "auto" and booted)
-
-
-def host_identity():
-    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                return handle.read().strip()
-        except OSError:
-            continue
-    return os.uname()[1]
 
 
 def request_set_errors(vms, survey):

@@ -51,6 +51,9 @@ PACKAGES = [
     "iptables",
     # host_bridge backends besides ifupdown; NetworkManager is installed disabled.
     "network-manager", "netplan.io",
+    # The libvirt backend (molecule/site): libvirtd, virsh, and the Python bindings
+    # community.libvirt.virt needs on the host; libvirtd is off until a test starts it.
+    "libvirt-daemon-system", "libvirt-daemon-driver-qemu", "libvirt-clients", "python3-libvirt", "python3-lxml",
 ]
 IMAGE_SIZE = "4G"
 DATA_DISK_SIZE = "8G"
@@ -141,6 +144,11 @@ SERVICE_COMMANDS = [
     # ran 27 s of a 60 s boot) and CPU beside the tests.
     "systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_reap.service e2scrub_all.timer"
     " fstrim.timer dpkg-db-backup.timer systemd-pstore.service lvm2-monitor.service",
+    # libvirt stays off (a host without libvirtd, as most scenarios want) until a test starts
+    # it; its default NAT network (virbr0) does not start with it.
+    "systemctl disable libvirtd.service libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket"
+    " virtlogd.socket virtlogd-admin.socket virtlockd.socket virtlockd-admin.socket libvirt-guests.service",
+    "rm -f /etc/libvirt/qemu/networks/autostart/default.xml",
 ]
 
 

@@ -4,8 +4,14 @@ import os
 
 import pytest
 
+from pathlib import Path
+
+import jinja2
+
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import (
-    LibvirtError, claimed, domain_claims, read_domains)
+    LibvirtError, backend_problems, bridge_kind, claimed, domain_claims, domain_settings, read_domains)
+
+TEMPLATE = Path(__file__).resolve().parents[4] / "playbooks" / "templates" / "libvirt-domain.xml.j2"
 
 DEFINED = """<domain type='kvm'>
   <name>handmade</name>
@@ -32,7 +38,7 @@ RUNNING = "<domstatus state='running' pid='4242'>" + AUTOPORT.replace("port='-1'
 def test_a_defined_domain_claims_its_macs_its_fixed_vnc_port_and_its_disks():
     assert domain_claims(DEFINED) == {
         "name": "handmade", "macs": ["52:54:00:5a:5a:01", "52:54:00:5a:5a:02"], "vnc_port": 5907,
-        "disks": ["/dev/vg01/handmade", "/var/lib/libvirt/images/install.iso"]}
+        "disks": ["/dev/vg01/handmade", "/var/lib/libvirt/images/install.iso"], "ours": False}
 
 
 def test_autoport_claims_no_port_until_the_domain_runs_and_spice_is_not_vnc():
@@ -70,3 +76,88 @@ def test_the_host_survey_merges_defined_and_running_domains_and_names_the_owners
 
 def test_a_host_without_libvirt_claims_nothing(tmp_path):
     assert read_domains(str(tmp_path / "none"), str(tmp_path / "none")) == ({}, [])
+
+
+LAB_VM = {"name": "lv-fe", "memory": 64, "vcpus": 1, "disks": [{"path": "/dev/vg01/lv-fe"}, {"path": "/srv/x.qcow2"}],
+          "nics": [{"bridge": "br0"}, {"bridge": "br1", "model": "e1000"}], "cdrom": "/srv/iso/fast start.iso",
+          "vnc_listen": "127.0.0.1"}
+RECORD = {"macs": ["52:54:00:00:00:0a", "52:54:00:00:00:0b"], "display": 6}
+KVM_HOST = {"dev_kvm": True, "vendor": "amd"}
+
+
+def render(settings, vm=None):
+    environment = jinja2.Environment(trim_blocks=True, undefined=jinja2.StrictUndefined)
+    return environment.from_string(TEMPLATE.read_text()).render(cloudlab_domain=settings, cloudlab_vm=vm or {})
+
+
+def test_a_lab_vm_resolves_to_kvm_with_its_allocation_disks_and_boot_order():
+    settings = domain_settings(LAB_VM, RECORD, KVM_HOST, "/var/log/nestlab")
+    assert settings["type"] == "kvm" and settings["cpu"] == {"mode": "host-passthrough"}
+    assert settings["disks"] == [{"path": "/dev/vg01/lv-fe", "format": "raw", "type": "block"},
+                                 {"path": "/srv/x.qcow2", "format": "qcow2", "type": "file"}]
+    assert settings["nics"] == [{"bridge": "br0", "mac": "52:54:00:00:00:0a", "model": "virtio"},
+                                {"bridge": "br1", "mac": "52:54:00:00:00:0b", "model": "e1000"}]
+    # boot once: the disk first, so the ISO boots only while the disk is empty
+    assert settings["boot"] == ["hd", "cdrom"] and settings["cdrom"] == "/srv/iso/fast start.iso"
+    assert settings["vnc"] == {"display": 6, "port": 5906, "listen": "127.0.0.1"}
+    assert settings["serial_log"] == "/var/log/nestlab/lv-fe.serial.log"
+
+
+@pytest.mark.parametrize("boot, order, cdrom", [("cdrom", ["cdrom", "hd"], True), ("disk", ["hd"], False),
+                                                ("once", ["hd", "cdrom"], True)])
+def test_the_boot_setting_orders_the_devices_and_drops_an_unused_iso(boot, order, cdrom):
+    settings = domain_settings(dict(LAB_VM, boot=boot), RECORD, KVM_HOST, "/l")
+    assert settings["boot"] == order and bool(settings["cdrom"]) is cdrom
+
+
+def test_without_dev_kvm_the_domain_is_emulated_with_a_nesting_cpu_model():
+    settings = domain_settings(LAB_VM, RECORD, {"dev_kvm": False, "vendor": "intel"}, "/l")
+    assert settings["type"] == "qemu"
+    assert settings["cpu"] == {"mode": "custom", "model": "qemu64", "features": ["vmx"]}
+
+
+def test_the_template_renders_a_domain_the_host_survey_reads_back_as_the_collections_own():
+    settings = domain_settings(LAB_VM, RECORD, KVM_HOST, "/var/log/nestlab")
+    xml = render(settings, {"vnc_password": "s3'cr<t"})
+    claims = domain_claims(xml)
+    assert claims == {"name": "lv-fe", "macs": RECORD["macs"], "vnc_port": 5906, "ours": True,
+                      "disks": ["/dev/vg01/lv-fe", "/srv/x.qcow2", "/srv/iso/fast start.iso"]}
+    assert "passwd='s3&#39;cr&lt;t'" in xml
+    assert "passwd=" not in render(settings)
+
+
+def test_a_users_domain_is_not_the_collections_and_the_collections_own_claims_can_be_left_out(tmp_path):
+    (tmp_path / "handmade.xml").write_text(DEFINED)
+    (tmp_path / "lv-fe.xml").write_text(render(domain_settings(LAB_VM, RECORD, KVM_HOST, "/l")))
+    domains, _problems = read_domains(str(tmp_path), str(tmp_path / "run"))
+    assert not domains["handmade"]["ours"] and domains["lv-fe"]["ours"]
+    claims = claimed(domains, leave_out={"lv-fe"})
+    assert set(claims["macs"]) == {"52:54:00:5a:5a:01", "52:54:00:5a:5a:02"} and claims["displays"] == {7: "libvirt domain handmade"}
+
+
+def test_a_host_fit_for_the_libvirt_backend_has_no_problem():
+    domains = {"lv-fe": {"name": "lv-fe", "ours": True, "running": True}}
+    assert backend_problems([{"name": "lv-fe"}], domains, {"br0": "bridge", "br9": "made"},
+                            {"installed": True, "running": True}) == []
+
+
+def test_every_reason_the_libvirt_backend_cannot_run_is_named():
+    domains = {"lv-nc1": {"name": "lv-nc1", "ours": False, "running": False}}
+    problems = backend_problems([{"name": "lv-fe", "installer": {"boot_keys": "<enter>"}}, {"name": "lv-nc1"}], domains,
+                                {"em1": "other", "br7": "missing"}, {"installed": True, "running": False})
+    assert len(problems) == 5
+    assert "libvirtd is not running" in problems[0]
+    assert problems[1].startswith("libvirt cannot use bridge br7: it does not exist")
+    assert problems[2].startswith("libvirt cannot use em1 as the VMs' bridge: it is a network interface but not a Linux bridge")
+    assert problems[3].startswith("VM lv-fe: hands-free installs (installer settings) run on the qemu backend only")
+    assert problems[4].startswith("VM lv-nc1: a libvirt domain lv-nc1 exists that the collection did not define (defined)")
+    assert "libvirtd is not installed" in backend_problems([], {}, {}, {"installed": False, "running": False})[0]
+
+
+def test_a_bridge_is_told_from_a_plain_interface_and_a_missing_one(tmp_path):
+    (tmp_path / "sys/class/net/br0/bridge").mkdir(parents=True)
+    (tmp_path / "sys/class/net/em1").mkdir(parents=True)
+    assert bridge_kind("br0", root=str(tmp_path)) == "bridge"
+    assert bridge_kind("em1", root=str(tmp_path)) == "other"
+    assert bridge_kind("br5", made=["br5"], root=str(tmp_path)) == "made"
+    assert bridge_kind("br6", root=str(tmp_path)) == "missing"

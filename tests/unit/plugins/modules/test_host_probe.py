@@ -75,7 +75,10 @@ def test_preflight_reads_this_host(run_module):
     result = run_module(host_probe, {"preflight": {"vms": [], "network": "10.101.0.0/16"}})
     facts = result["preflight"]["facts"]
     assert set(facts) == {"cpu_flags", "dev_kvm", "nested", "guest_virtualization", "routes", "libvirt_networks",
-                          "br_netfilter", "legacy_forward_policy"}
+                          "br_netfilter", "legacy_forward_policy", "libvirtd"}
     assert isinstance(result["preflight"]["findings"], list) and not result["changed"]
+    # backend qemu (the default): libvirt is read but never a finding
+    assert result["preflight"]["backend"] == "qemu"
+    assert not [finding for finding in result["preflight"]["findings"] if finding["check"] == "libvirt"]
     if facts["dev_kvm"] and facts["nested"]:
         assert facts["guest_virtualization"] is not None
