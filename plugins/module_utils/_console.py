@@ -12,8 +12,13 @@ Private to this collection.
 from __future__ import annotations
 
 import os
+import re
+import struct
 import time
+import zlib
 
+PPM_HEADER = re.compile(rb"P6\s+(\d+)\s+(\d+)\s+255\s")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SCREEN_POLL = 0.25   # seconds between two pictures
 SCREEN_STILL = 0.75  # how long a changed screen must hold still before typing goes on
 
@@ -54,6 +59,26 @@ def _picture(qmp, path):
     if len(fields) < 5 or fields[0] != b"P6":
         return (0, 0, data)
     return (int(fields[1]), int(fields[2]), fields[4])
+
+
+def png_from_ppm(data):
+    """The binary PPM picture DATA (P6, 8 bits, what qemu's and libvirt's screendumps write)
+    as PNG bytes, made with zlib alone; PNG DATA is returned as it is."""
+    if data.startswith(PNG_SIGNATURE):
+        return data
+    match = PPM_HEADER.match(data)
+    if not match:
+        raise ValueError("not a PNG or 8-bit binary PPM picture")
+    width, height = int(match.group(1)), int(match.group(2))
+    pixels, row = data[match.end():], width * 3
+    if len(pixels) < row * height:
+        raise ValueError("PPM picture cut short: %d of %d bytes" % (len(pixels), row * height))
+    scanlines = b"".join(b"\x00" + pixels[line * row:(line + 1) * row] for line in range(height))
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    return (PNG_SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(scanlines, 6)) + chunk(b"IEND", b""))
 
 
 def differs(first, second):

@@ -200,6 +200,9 @@ def main():
                 module.fail_json(msg="%s: %s. Nothing was changed." % (name, error))
             settings = domain_settings(dict(request, nics=nics), record, host, module.params["serial_dir"])
             settings.update(state=request.get("state", "running"), own_domain=name in own)
+            # Marked as libvirt's: qemu_vm_info reports it from libvirt, qemu_vm never prunes it.
+            book.set(name, dict(record, backend="libvirt", serial_log=settings["serial_log"],
+                                vnc_listen=settings["vnc"]["listen"]))
             results.append(settings)
         changed = json.dumps(book.data, sort_keys=True) != before
     module.exit_json(changed=changed, vms=results, libvirtd=daemon)

@@ -225,7 +225,8 @@ options:
     description:
       - With I(vms), also remove (as I(state=absent)) every VM this collection manages on
         the host that is not in I(vms), stopping each within the top-level I(stop_timeout).
-        Their disks stay.
+        Their disks stay. VMs of the libvirt backend (M(nestlab.cloudlab.libvirt_vm_allocation))
+        are never pruned.
     type: bool
     default: false
 seealso:
@@ -800,7 +801,9 @@ def converge(module, requests, prune):
     with Allocations(book_path, save=not module.check_mode) as book:
         if prune:
             listed = {vm.name for vm in vms}
-            for name in sorted(set(book.data["vms"]) - listed):
+            # The libvirt backend's VMs share the book; they are libvirt's to remove.
+            ours = {name for name, record in book.data["vms"].items() if record.get("backend") != "libvirt"}
+            for name in sorted(ours - listed):
                 extra = Vm(dict(VM_DEFAULTS, name=name, state="absent",
                                 stop_timeout=module.params["stop_timeout"]), state_dir)
                 vms.append(extra)

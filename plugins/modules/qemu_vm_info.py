@@ -15,6 +15,9 @@ description:
   - On a host run by systemd, also the state of each VM's service C(nestlab-vm@NAME.service)
     (see M(nestlab.cloudlab.qemu_vm)), with the last lines of its log when it failed, for
     example to start after a host reboot.
+  - A VM of the libvirt backend (allocated by M(nestlab.cloudlab.libvirt_vm_allocation)) is
+    reported with C(backend=libvirt), its MACs, VNC console and serial log, and C(running)
+    while libvirt keeps its live status file (C(/run/libvirt/qemu/NAME.xml)).
   - Reads only; it never sends a spec, starts or stops anything.
 author:
   - nestlab.cloudlab developers (@nestlab)
@@ -59,6 +62,11 @@ vms:
     state:
       description: C(running), C(stopped) (allocated, no process) or C(absent) (not known).
       type: str
+    backend:
+      description: C(libvirt) for a VM the libvirt backend runs as a domain.
+      type: str
+      returned: for VMs of the libvirt backend
+      version_added: 0.6.0
     pid:
       description: PID of its qemu process.
       type: int
@@ -105,6 +113,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import Allocations
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import STATUS_DIR
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, argv_disk_paths, argv_vnc, check_name, installed_record, own_pid, recorded, runtime_paths)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._probe import parse_systemctl_show
@@ -118,6 +127,8 @@ def describe(name, record, paths, state_dir):
     if record is None and not os.path.isdir(paths["dir"]):
         return {"name": name, "state": "absent"}
     record = record or {}
+    if record.get("backend") == "libvirt":
+        return describe_domain(name, record)
     argv = (recorded(paths) or {}).get("argv") or []
     listen, _display = argv_vnc(argv)
     entry = {"name": name, "state": "stopped", "macs": record.get("macs", []), "argv": argv,
@@ -128,6 +139,16 @@ def describe(name, record, paths, state_dir):
     pid = own_pid(paths)
     if pid:
         entry.update(state="running", pid=pid, status=query_status(paths["qmp"]))
+    return entry
+
+
+def describe_domain(name, record):
+    """A VM of the libvirt backend: running while libvirt keeps its live status file."""
+    entry = {"name": name, "backend": "libvirt", "macs": record.get("macs", []),
+             "serial_log": record.get("serial_log"), "installed": False,
+             "state": "running" if os.path.exists(os.path.join(STATUS_DIR, name + ".xml")) else "stopped"}
+    if record.get("display") is not None:
+        entry["vnc"] = {"display": record["display"], "port": 5900 + record["display"], "listen": record.get("vnc_listen")}
     return entry
 
 
@@ -175,7 +196,7 @@ def main():
             records = dict(book.data["vms"])
     names = module.params["name"] or sorted(records)
     entries = [describe(name, records.get(name), runtime_paths(state_dir, name), state_dir) for name in names]
-    services(module, [entry for entry in entries if entry["state"] != "absent"])
+    services(module, [entry for entry in entries if entry["state"] != "absent" and "backend" not in entry])
     module.exit_json(changed=False, vms=entries)
 
 

@@ -11,6 +11,9 @@ version_added: 0.1.0
 description:
   - Asks the VM's QMP socket for a C(screendump) in PNG format, so that a remote user can see
     an installer's screen without a VNC client. Fetch the file with M(ansible.builtin.fetch).
+  - A VM of the libvirt backend (its allocation marked so by
+    M(nestlab.cloudlab.libvirt_vm_allocation)) is pictured through libvirt
+    (C(virsh screenshot)), its PPM turned into PNG here.
   - Reports a change only when the picture differs from the one already at I(dest), so a
     screen that did not change leaves the file alone. Check mode takes no picture.
 author:
@@ -64,8 +67,40 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import Allocations
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._console import png_from_ppm
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import SpecError, check_name, runtime_paths
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError
+
+
+def backend_of(state_dir, name):
+    """'libvirt' when NAME's allocation says the libvirt backend runs it, else 'qemu'."""
+    book_path = os.path.join(state_dir, "allocations.json")
+    if not os.path.exists(book_path):
+        return "qemu"
+    with Allocations(book_path, save=False) as book:
+        return (book.get(name) or {}).get("backend") or "qemu"
+
+
+def take_picture(module, name, state_dir, picture):
+    """Write the VM's screen to PICTURE as PNG, through QMP or libvirt."""
+    if backend_of(state_dir, name) == "libvirt":
+        dump = picture + ".ppm"
+        try:
+            module.run_command(["virsh", "screenshot", name, "--file", dump], check_rc=True)
+            with open(dump, "rb") as handle:
+                data = png_from_ppm(handle.read())
+        finally:
+            if os.path.exists(dump):
+                os.remove(dump)
+        with open(picture, "wb") as handle:
+            handle.write(data)
+        return
+    socket_path = runtime_paths(state_dir, name)["qmp"]
+    if not os.path.exists(socket_path):
+        module.fail_json(msg="%s is not running (no QMP socket at %s)" % (name, socket_path))
+    with QmpClient(socket_path) as qmp:
+        qmp.command("screendump", filename=picture, format="png")
 
 
 def main():
@@ -80,16 +115,12 @@ def main():
     name, dest = module.params["name"], module.params["dest"]
     try:
         check_name(name)
-        socket_path = runtime_paths(module.params["state_dir"], name)["qmp"]
-        if not os.path.exists(socket_path):
-            module.fail_json(msg="%s is not running (no QMP socket at %s)" % (name, socket_path))
         if module.check_mode:
             module.exit_json(changed=True, dest=dest, size=0)
         descriptor, picture = tempfile.mkstemp(dir=os.path.dirname(dest) or ".", suffix=".png")
         os.close(descriptor)
-        with QmpClient(socket_path) as qmp:
-            qmp.command("screendump", filename=picture, format="png")
-    except (SpecError, QmpError, OSError) as error:
+        take_picture(module, name, module.params["state_dir"], picture)
+    except (SpecError, QmpError, OSError, ValueError) as error:
         module.fail_json(msg="%s: %s" % (name, error))
     changed = not (os.path.exists(dest) and filecmp.cmp(picture, dest, shallow=False))
     if changed:

@@ -73,3 +73,39 @@ def test_a_checkpoint_after_a_key_compares_with_the_screen_before_that_key(tmp_p
     _console.type_steps(qmp, parse("<enter><waitScreen3>1"), 0, 50, str(tmp_path / "screen.ppm"))
     assert qmp.sent == [["ret"], ["1"]]
     assert not (tmp_path / "screen.ppm").exists()
+
+
+def png_pixels(png):
+    """(width, height, RGB rows) of a PNG from png_from_ppm (8-bit RGB, filter 0 rows)."""
+    import struct
+    import zlib
+    assert png.startswith(_console.PNG_SIGNATURE)
+    position, chunks = len(_console.PNG_SIGNATURE), {}
+    while position < len(png):
+        length, kind = struct.unpack(">I4s", png[position:position + 8])
+        body = png[position + 8:position + 8 + length]
+        assert struct.unpack(">I", png[position + 8 + length:position + 12 + length])[0] == zlib.crc32(kind + body)
+        chunks[kind] = body
+        position += 12 + length
+    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert (depth, colour) == (8, 2) and b"IEND" in chunks
+    raw = zlib.decompress(chunks[b"IDAT"])
+    rows = [raw[line * (width * 3 + 1):(line + 1) * (width * 3 + 1)] for line in range(height)]
+    assert all(row[0] == 0 for row in rows)
+    return width, height, [row[1:] for row in rows]
+
+
+def test_a_ppm_screendump_becomes_a_png_with_the_same_pixels_even_when_they_start_with_whitespace_bytes():
+    # The first pixel bytes are a newline, a space and a tab: the header ends after exactly one.
+    pixels = bytes([10, 32, 9, 255, 0, 0, 0, 255, 0, 1, 2, 3])
+    width, height, rows = png_pixels(_console.png_from_ppm(b"P6\n2 2\n255\n" + pixels))
+    assert (width, height, rows) == (2, 2, [pixels[:6], pixels[6:]])
+
+
+def test_a_png_stays_as_it_is_and_anything_else_is_refused():
+    png = _console.png_from_ppm(b"P6 1 1 255\n\x00\x00\x00")
+    assert _console.png_from_ppm(png) == png
+    with pytest.raises(ValueError, match="not a PNG or 8-bit binary PPM"):
+        _console.png_from_ppm(b"P3\n1 1\n255\n0 0 0\n")
+    with pytest.raises(ValueError, match="cut short"):
+        _console.png_from_ppm(b"P6\n2 2\n255\n\x00\x00\x00")
