@@ -96,13 +96,13 @@ options:
         type: str
         choices: [qemu, libvirt, auto]
         default: qemu
-        version_added: 0.6.0
+        version_added: 0.5.0
       bridges_made:
         description: Bridges a role makes later in the run (host_bridge), not refused when missing.
         type: list
         elements: str
         default: []
-        version_added: 0.6.0
+        version_added: 0.5.0
 """
 
 EXAMPLES = r"""

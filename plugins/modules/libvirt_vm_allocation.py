@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: libvirt_vm_allocation
 short_description: Reserve MACs and VNC displays for the lab's libvirt domains and resolve their settings
-version_added: 0.6.0
+version_added: 0.5.0
 description:
   - The libvirt backend's allocation step, the counterpart of what M(nestlab.cloudlab.qemu_vm)
     does before it launches qemu. One survey of the host (qemu processes, libvirt's domains

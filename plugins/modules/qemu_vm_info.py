@@ -66,7 +66,7 @@ vms:
       description: C(libvirt) for a VM the libvirt backend runs as a domain.
       type: str
       returned: for VMs of the libvirt backend
-      version_added: 0.6.0
+      version_added: 0.5.0
     pid:
       description: PID of its qemu process.
       type: int

@@ -82,3 +82,19 @@ def test_preflight_reads_this_host(run_module):
     assert not [finding for finding in result["preflight"]["findings"] if finding["check"] == "libvirt"]
     if facts["dev_kvm"] and facts["nested"]:
         assert facts["guest_virtualization"] is not None
+
+
+def test_the_vm_backend_is_resolved_and_the_libvirt_one_refused_on_a_host_without_libvirtd(run_module):
+    """This host as it is: `auto` follows libvirtd; `libvirt` without a running one is a finding."""
+    from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import daemon_state
+    daemon = daemon_state()
+    vms = [{"name": "nestlab-unit-vm", "qemu_vm": {"nics": [{"bridge": "nestlab-nobr0"}]}}]
+    auto = run_module(host_probe, {"preflight": {"vms": vms, "backend": "auto", "bridges_made": ["nestlab-nobr0"]}})
+    assert auto["preflight"]["backend"] == ("libvirt" if daemon["running"] else "qemu")
+    asked = run_module(host_probe, {"preflight": {"vms": vms, "backend": "libvirt"}})
+    messages = [finding["message"] for finding in asked["preflight"]["findings"] if finding["check"] == "libvirt"]
+    assert asked["preflight"]["backend"] == "libvirt" and not asked["changed"]
+    # The bridge is missing and no role makes it in this run.
+    assert "libvirt cannot use bridge nestlab-nobr0: it does not exist" in " ".join(messages)
+    if not daemon["running"]:
+        assert any("libvirtd is not" in message for message in messages)
