@@ -444,8 +444,10 @@ class Survey:
         self.acl = acl_rules(acl_path) if acl_path else (set(), set())
         self.dev_kvm = os.path.exists("/dev/kvm")
         # libvirt's domains, running or only defined: their MACs, VNC ports and disks are taken.
-        # A domain file that cannot be read is skipped (not reported yet).
-        domains, _unreadable = read_domains()
+        # A domain file that cannot be read is skipped with a warning naming it.
+        domains, unreadable = read_domains()
+        for problem in unreadable:
+            module.warn(problem)
         self.libvirt = {"claims": claimed(domains), "names": set(domains)}
         self.libvirt_macs = set(self.libvirt["claims"]["macs"])
         self.libvirt_displays = set(self.libvirt["claims"]["displays"])
