@@ -1,0 +1,22 @@
+"""qemu_vm_info on this host: a VM of the libvirt backend is reported from its allocation and
+libvirt's status files, beside (not as) a qemu VM."""
+
+import json
+import os
+
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import STATUS_DIR
+from ansible_collections.nestlab.cloudlab.plugins.modules import qemu_vm_info
+
+
+def test_a_libvirt_backed_vm_is_reported_with_its_backend_console_and_serial_log(tmp_path, run_module):
+    book = {"vms": {"nestlab-unit-lv": {"macs": ["52:54:00:00:00:0a"], "display": 6, "backend": "libvirt",
+                                        "serial_log": "/var/log/nestlab/nestlab-unit-lv.serial.log",
+                                        "vnc_listen": "127.0.0.1"}}}
+    (tmp_path / "allocations.json").write_text(json.dumps(book))
+    result = run_module(qemu_vm_info, {"state_dir": str(tmp_path), "unit_dir": str(tmp_path / "units")})
+    assert not result["changed"]
+    assert result["vms"] == [{
+        "name": "nestlab-unit-lv", "backend": "libvirt", "macs": ["52:54:00:00:00:0a"], "installed": False,
+        "serial_log": "/var/log/nestlab/nestlab-unit-lv.serial.log",
+        "state": "running" if os.path.exists(os.path.join(STATUS_DIR, "nestlab-unit-lv.xml")) else "stopped",
+        "vnc": {"display": 6, "port": 5906, "listen": "127.0.0.1"}}]
