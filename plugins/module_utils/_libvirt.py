@@ -10,7 +10,7 @@ each running one's live state (its autoport-assigned VNC port included) as
 ``/run/libvirt/qemu/NAME.xml`` (a ``<domstatus>`` around the ``<domain>``). Reading those
 files needs neither libvirtd nor its Python bindings.
 
-Private to this collection; standard library only.
+Private to this collection; standard library and _qemu only.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from __future__ import annotations
 import glob
 import os
 from xml.etree import ElementTree
+
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import default_cpu
 
 CONFIG_DIR = "/etc/libvirt/qemu"
 STATUS_DIR = "/run/libvirt/qemu"
@@ -168,7 +170,7 @@ def domain_settings(params, record, host, serial_dir):
         accel = "kvm" if host["dev_kvm"] else "tcg"
     cpu = params.get("cpu") or "auto"
     if cpu == "auto":
-        cpu = "host" if accel == "kvm" else ("qemu64,+vmx" if host["vendor"] == "intel" else "qemu64,+svm")
+        cpu = default_cpu(accel, host["vendor"])
     model, _sep, features = cpu.partition(",")
     disks = []
     for disk in params.get("disks") or []:

@@ -182,7 +182,7 @@ def main():
     with open("/proc/cpuinfo", encoding="utf-8") as handle:
         host = {"dev_kvm": os.path.exists("/dev/kvm"), "vendor": cpu_vendor(handle.read())}
     book_path = os.path.join(module.params["state_dir"], "allocations.json")
-    results = []
+    results, host_id = [], host_identity()
     with Allocations(book_path, save=not module.check_mode) as book:
         before = json.dumps(book.data, sort_keys=True)
         for request in requests:
@@ -193,7 +193,7 @@ def main():
                 continue
             nics = request.get("nics") or [{"bridge": "br0"}]
             try:
-                record = allocate(book, host_identity(), name, [nic.get("mac") for nic in nics],
+                record = allocate(book, host_id, name, [nic.get("mac") for nic in nics],
                                   request.get("vnc_display", "auto"), taken["macs"], taken["displays"])
             except AllocationError as error:
                 # Nothing is saved: the book is written only when the block ends cleanly.
