@@ -7,8 +7,8 @@
 # host must be reached again through the new bridge within the confirm window) failed once
 # under that load, so lanes are for machines with cores to spare.
 # Each scenario's output goes, time-stamped, to $NESTLAB_CACHE/logs/molecule-SCENARIO.log;
-# a failing scenario's log tail and its beds' serial log tails are printed, and no lane
-# starts a new scenario after a failure. Usage: tools/molecule.sh [SCENARIO...]
+# a failing scenario's log tail and its beds' serial log tails are printed, its first failed
+# task is added to $NESTLAB_FAILURE (if set), and no lane starts a new scenario after a failure. Usage: tools/molecule.sh [SCENARIO...]
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -65,7 +65,8 @@ run_lane() {
     echo "=== lane $lane: molecule scenario $scenario (log: $log)"
     start=$(date +%s)
     touch "$work/start-$scenario"
-    if molecule test -s "$scenario" 2>&1 | stamp >"$log"; then result=passed; else result=FAILED; fi
+    # A wide console: molecule wraps its output at COLUMNS (80 without a terminal).
+    if COLUMNS=240 molecule test -s "$scenario" 2>&1 | stamp >"$log"; then result=passed; else result=FAILED; fi
     seconds=$(( $(date +%s) - start ))
     [ -z "${NESTLAB_TIMINGS:-}" ] || printf '  scenario %s\t%d\t%s\n' "$scenario" "$seconds" "$result" >>"$NESTLAB_TIMINGS"
     if [ "$result" = passed ]; then
@@ -82,6 +83,9 @@ run_lane() {
         tail -n 40 "$serial"
       done
     } | sed "s/^/[$scenario] /"
+    # Where it failed, in three lines, for tools/test.sh to print after its table (CI keeps
+    # only the end of a run).
+    [ -z "${NESTLAB_FAILURE:-}" ] || python3 tests/testbed/first_failure.py "$scenario" "$log" >>"$NESTLAB_FAILURE"
   done
 }
 

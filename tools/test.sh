@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: every layer, stopping at the first that fails, then a timing table of the
 # layers and of each molecule scenario (also printed when a layer failed), so the suite's
-# budget (40 min on 2 cores) is visible in every run, CI's included.
+# budget (40 min on 2 cores) is visible in every run, CI's included; after the table, the
+# first failed task of a failed scenario (tests/testbed/first_failure.py).
 #
 # The three quick layers (unit, lint, sanity) run side by side, each mostly on one core,
 # their output kept apart and printed in order once all three have ended; molecule, which
@@ -12,7 +13,9 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 mkdir -p .cache
 export NESTLAB_TIMINGS="$repo/.cache/timings.tsv"
+export NESTLAB_FAILURE="$repo/.cache/failure.txt"
 : >"$NESTLAB_TIMINGS"
+: >"$NESTLAB_FAILURE"
 suite_start=$(date +%s)
 work=$(mktemp -d "${TMPDIR:-/tmp}/nestlab-test.XXXXXX")
 
@@ -24,6 +27,8 @@ table() {
   awk -F'\t' '{ printf "  %-34s %6d  %s\n", $1, $2, $3 }' "$NESTLAB_TIMINGS"
   printf '  %-34s %6d  %s\n' "total" "$(( $(date +%s) - suite_start ))" \
     "$([ "$status" -eq 0 ] && echo passed || echo FAILED)"
+  # A failed scenario's first failed task, last, where CI's excerpt of the run ends.
+  cat "$NESTLAB_FAILURE"
 }
 trap table EXIT
 
@@ -46,7 +51,9 @@ for layer in "${quick[@]}"; do
   echo "=== layer $layer"
   cat "$work/$layer.log"
   cat "$work/$layer.time" >>"$NESTLAB_TIMINGS"
-  grep -q passed "$work/$layer.time" || failed=1
+  grep -q passed "$work/$layer.time" && continue
+  failed=1
+  { echo "=== layer $layer failed; the end of its output:"; tail -n 6 "$work/$layer.log" | sed 's/^/    /'; } >>"$NESTLAB_FAILURE"
 done
 [ "$failed" -eq 0 ] || exit 1
 
