@@ -142,11 +142,16 @@ def describe(name, record, paths, state_dir):
     return entry
 
 
-def describe_domain(name, record):
-    """A VM of the libvirt backend: running while libvirt keeps its live status file."""
+def describe_domain(name, record, status_dir=STATUS_DIR):
+    """A VM of the libvirt backend: running while libvirt keeps its live status file (and the
+    pid file of its qemu) in STATUS_DIR."""
     entry = {"name": name, "backend": "libvirt", "macs": record.get("macs", []),
-             "serial_log": record.get("serial_log"), "installed": False,
-             "state": "running" if os.path.exists(os.path.join(STATUS_DIR, name + ".xml")) else "stopped"}
+             "serial_log": record.get("serial_log"), "installed": False, "state": "stopped"}
+    if os.path.exists(os.path.join(status_dir, name + ".xml")):
+        entry["state"] = "running"
+        pid = (read_text(os.path.join(status_dir, name + ".pid")) or "").strip()
+        if pid.isdigit():
+            entry["pid"] = int(pid)
     if record.get("display") is not None:
         entry["vnc"] = {"display": record["display"], "port": 5900 + record["display"], "listen": record.get("vnc_listen")}
     return entry

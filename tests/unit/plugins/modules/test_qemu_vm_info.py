@@ -20,3 +20,16 @@ def test_a_libvirt_backed_vm_is_reported_with_its_backend_console_and_serial_log
         "serial_log": "/var/log/nestlab/nestlab-unit-lv.serial.log",
         "state": "running" if os.path.exists(os.path.join(STATUS_DIR, "nestlab-unit-lv.xml")) else "stopped",
         "vnc": {"display": 6, "port": 5906, "listen": "127.0.0.1"}}]
+
+
+def test_a_running_domain_is_reported_with_the_pid_libvirt_wrote(tmp_path):
+    (tmp_path / "lv-fe.xml").write_text("<domstatus/>")
+    (tmp_path / "lv-fe.pid").write_text("4242")
+    record = {"macs": ["52:54:00:00:00:0b"], "display": 6, "vnc_listen": "127.0.0.1", "serial_log": "/l"}
+    entry = qemu_vm_info.describe_domain("lv-fe", record, status_dir=str(tmp_path))
+    assert entry == {"name": "lv-fe", "backend": "libvirt", "macs": ["52:54:00:00:00:0b"], "installed": False,
+                     "serial_log": "/l", "state": "running", "pid": 4242,
+                     "vnc": {"display": 6, "port": 5906, "listen": "127.0.0.1"}}
+    # Defined but not running: libvirt keeps no status file.
+    assert qemu_vm_info.describe_domain("lv-nc1", record, status_dir=str(tmp_path))["state"] == "stopped"
+    assert "pid" not in qemu_vm_info.describe_domain("lv-nc1", record, status_dir=str(tmp_path))
