@@ -30,6 +30,13 @@ def cpu_vendor(cpuinfo):
     return None
 
 
+def accel_host(root="/"):
+    """What 'auto' accelerators and CPU models depend on: whether /dev/kvm exists and the
+    CPU vendor /proc/cpuinfo shows (None without VT-x/AMD-V)."""
+    return {"dev_kvm": os.path.exists(os.path.join(root, "dev", "kvm")),
+            "vendor": cpu_vendor(read_text(os.path.join(root, "proc", "cpuinfo")) or "")}
+
+
 def parse_nested(value):
     """Read a kvm_*/parameters/nested value ('Y', 'N', '1', '0') as a bool, None if unknown."""
     text = (value or "").strip().upper()

@@ -19,7 +19,7 @@ import glob
 import os
 from xml.etree import ElementTree
 
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import default_cpu
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import image_format, resolve_accel_cpu
 
 CONFIG_DIR = "/etc/libvirt/qemu"
 STATUS_DIR = "/run/libvirt/qemu"
@@ -165,20 +165,11 @@ def backend_problems(vms, domains, bridges, daemon):
 def domain_settings(params, record, host, serial_dir):
     """What the domain template renders for one VM: its qemu_vm arguments PARAMS resolved on
     this HOST ({'dev_kvm', 'vendor'}) with the MACs and display of its allocation RECORD."""
-    accel = params.get("accel") or "auto"
-    if accel == "auto":
-        accel = "kvm" if host["dev_kvm"] else "tcg"
-    cpu = params.get("cpu") or "auto"
-    if cpu == "auto":
-        cpu = default_cpu(accel, host["vendor"])
+    accel, cpu = resolve_accel_cpu(params.get("accel"), params.get("cpu"), host)
     model, _sep, features = cpu.partition(",")
-    disks = []
-    for disk in params.get("disks") or []:
-        image_format = disk.get("format") or "auto"
-        if image_format == "auto":
-            image_format = "qcow2" if disk["path"].endswith(".qcow2") else "raw"
-        kind = "block" if disk["path"].startswith("/dev/") else "file"
-        disks.append({"path": disk["path"], "format": image_format, "type": kind})
+    disks = [{"path": disk["path"], "format": image_format(disk["path"], disk.get("format")),
+              "type": "block" if disk["path"].startswith("/dev/") else "file"}
+             for disk in params.get("disks") or []]
     boot = params.get("boot") or "once"
     cdrom = params.get("cdrom")
     # 'once': the disk first, so the ISO boots while the disk is empty and the installed

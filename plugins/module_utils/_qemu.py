@@ -38,6 +38,8 @@ def runtime_paths(state_dir, name):
         "pidfile": os.path.join(base, "qemu.pid"),
         "qmp": os.path.join(base, "qmp.sock"),
         "serial": os.path.join(base, "serial.log"),
+        # qemu's start-up errors when its systemd unit starts it (_unit.start_script).
+        "launch_log": os.path.join(base, "launch.log"),
         "spec": os.path.join(base, "spec.json"),
         "keys_typed": os.path.join(base, "keys-typed"),
         "screen_check": os.path.join(base, "screen-check.ppm"),
@@ -94,6 +96,23 @@ def default_cpu(accel, vendor):
     if accel == "kvm":
         return "host"
     return "qemu64,+vmx" if vendor == "intel" else "qemu64,+svm"
+
+
+def resolve_accel_cpu(accel, cpu, host):
+    """ACCEL and CPU with 'auto' (or nothing) resolved on HOST ({'dev_kvm', 'vendor'}, as
+    _kvm.accel_host reads it): KVM where /dev/kvm exists, a CPU model the guest can nest on."""
+    if accel in (None, "auto"):
+        accel = "kvm" if host["dev_kvm"] else "tcg"
+    if cpu in (None, "auto"):
+        cpu = default_cpu(accel, host["vendor"])
+    return accel, cpu
+
+
+def image_format(path, requested="auto"):
+    """A disk image's format: 'auto' (or nothing) is qcow2 for a .qcow2 file, else raw."""
+    if requested in (None, "auto"):
+        return "qcow2" if path.endswith(".qcow2") else "raw"
+    return requested
 
 
 def boot_argument(boot, has_cdrom):

@@ -118,7 +118,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import AllocationError, Allocations, allocate, host_identity
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._kvm import cpu_vendor
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._kvm import accel_host
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import (
     backend_problems, bridge_kind, claimed, daemon_state, domain_settings, read_domains)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
@@ -179,8 +179,7 @@ def main():
     taken, own, daemon, problems = survey(module, requests)
     if problems:
         module.fail_json(msg="; ".join(problems) + ". Nothing was changed.", errors=problems, libvirtd=daemon)
-    with open("/proc/cpuinfo", encoding="utf-8") as handle:
-        host = {"dev_kvm": os.path.exists("/dev/kvm"), "vendor": cpu_vendor(handle.read())}
+    host = accel_host()
     book_path = os.path.join(module.params["state_dir"], "allocations.json")
     results, host_id = [], host_identity()
     with Allocations(book_path, save=not module.check_mode) as book:

@@ -361,13 +361,13 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import AllocationError, Allocations, allocate, host_identity
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import same_bytes, write_atomic
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._kvm import cpu_vendor
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._kvm import accel_host
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import claimed, read_domains
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
-    SpecError, acl_rules, argv_disks, argv_display, argv_macs, bridge_exists, build_argv, check_name,
-    default_cpu, displays_in_use, fdb_macs, find_acl, listening_ports, mem_available_mib, qemu_processes,
+    SpecError, acl_rules, argv_disks, argv_display, argv_macs, bridge_exists, build_argv, check_name, image_format,
+    displays_in_use, fdb_macs, find_acl, listening_ports, mem_available_mib, qemu_processes,
     installed_path, installed_record, installing, own_pid, recorded, request_errors, runtime_paths,
-    spec_fingerprint, vm_name_of)
+    resolve_accel_cpu, spec_fingerprint, vm_name_of)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError, query_status
 from ansible_collections.nestlab.cloudlab.plugins.module_utils import _unit
 
@@ -405,18 +405,8 @@ class LaunchError(Exception):
 
 def normalize(params, host, installed=False):
     """The request as a spec for build_argv, with 'auto' values resolved on this host."""
-    accel = params["accel"]
-    if accel == "auto":
-        accel = "kvm" if host["dev_kvm"] else "tcg"
-    cpu = params["cpu"]
-    if cpu == "auto":
-        cpu = default_cpu(accel, host["vendor"])
-    disks = []
-    for disk in params["disks"]:
-        image_format = disk["format"]
-        if image_format == "auto":
-            image_format = "qcow2" if disk["path"].endswith(".qcow2") else "raw"
-        disks.append({"path": disk["path"], "format": image_format})
+    accel, cpu = resolve_accel_cpu(params["accel"], params["cpu"], host)
+    disks = [{"path": disk["path"], "format": image_format(disk["path"], disk["format"])} for disk in params["disks"]]
     return {
         "name": params["name"], "memory": params["memory"], "vcpus": params["vcpus"],
         "cpu": cpu, "accel": accel, "disks": disks, "nics": params["nics"],
@@ -442,7 +432,7 @@ class Survey:
         self.ports = listening_ports()
         self.acl_path = acl_path
         self.acl = acl_rules(acl_path) if acl_path else (set(), set())
-        self.dev_kvm = os.path.exists("/dev/kvm")
+        self.accel_host = accel_host()
         # libvirt's domains, running or only defined: their MACs, VNC ports and disks are taken.
         # A domain file that cannot be read is skipped with a warning naming it.
         domains, unreadable = read_domains()
@@ -452,8 +442,6 @@ class Survey:
         self.libvirt_macs = set(self.libvirt["claims"]["macs"])
         self.libvirt_displays = set(self.libvirt["claims"]["displays"])
         self.mem_available_mib = mem_available_mib()
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            self.vendor = cpu_vendor(handle.read())
 
     def outside(self, pid):
         """What the host uses outside the VM whose qemu is PID, as request_errors expects."""
@@ -469,7 +457,7 @@ class Survey:
             "libvirt": self.libvirt["claims"], "libvirt_domains": self.libvirt["names"],
             "ports": self.ports, "disks_in_use": used_disks, "bridges": self.bridges,
             "acl_path": self.acl_path, "acl_allowed": self.acl[0], "acl_denied": self.acl[1],
-            "dev_kvm": self.dev_kvm, "mem_available_mib": self.mem_available_mib, "vendor": self.vendor,
+            "mem_available_mib": self.mem_available_mib, **self.accel_host,
         }
 
 
@@ -514,7 +502,7 @@ def launch(module, paths, argv, fingerprint, password, unit=None):
         rc, out, err = module.run_command(["systemctl", "start", unit])
         if rc != 0:
             # The start script keeps qemu's own words; systemd's are the fallback.
-            with open(os.path.join(paths["dir"], "launch.log"), "a+", encoding="utf-8") as log:
+            with open(paths["launch_log"], "a+", encoding="utf-8") as log:
                 log.seek(0)
                 raise LaunchError("qemu did not start (%s): %s" % (unit, (log.read() or err or out).strip()))
         return own_pid(paths)  # the unit's ExecStartPost gave the VNC server its password

@@ -175,7 +175,7 @@ def services(module, entries):
         if entry["unit"]["active"] == "failed":
             _rc, journal, _err = module.run_command(["journalctl", "--no-pager", "-o", "short-iso", "-n", "12",
                                                      "-u", instance(entry["name"])])
-            started = read_text(os.path.join(os.path.dirname(entry["qmp_socket"]), "launch.log")) or ""
+            started = read_text(runtime_paths(module.params["state_dir"], entry["name"])["launch_log"]) or ""
             entry["unit"]["log"] = journal.strip().splitlines() + started.strip().splitlines()[-5:]
 
 

@@ -19,6 +19,16 @@ def test_cpu_vendor(cpuinfo, vendor):
     assert _kvm.cpu_vendor(cpuinfo) == vendor
 
 
+def test_accel_host_reads_dev_kvm_and_the_vendor(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "cpuinfo").write_text(INTEL_CPUINFO)
+    assert _kvm.accel_host(str(tmp_path)) == {"dev_kvm": False, "vendor": "intel"}
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "kvm").write_text("")
+    (tmp_path / "proc" / "cpuinfo").write_text(PLAIN_CPUINFO)
+    assert _kvm.accel_host(str(tmp_path)) == {"dev_kvm": True, "vendor": None}
+
+
 @pytest.mark.parametrize("value, nested", [
     ("Y\n", True), ("1\n", True), ("N\n", False), ("0", False), ("", None), (None, None),
 ])

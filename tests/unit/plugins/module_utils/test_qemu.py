@@ -49,6 +49,22 @@ def test_default_cpu_lets_the_guest_nest(accel, vendor, cpu):
     assert _qemu.default_cpu(accel, vendor) == cpu
 
 
+@pytest.mark.parametrize("accel, cpu, dev_kvm, resolved", [
+    ("auto", "auto", True, ("kvm", "host")), (None, None, False, ("tcg", "qemu64,+vmx")),
+    ("tcg", "auto", True, ("tcg", "qemu64,+vmx")), ("auto", "EPYC", False, ("tcg", "EPYC")),
+])
+def test_resolve_accel_cpu_fills_in_only_auto(accel, cpu, dev_kvm, resolved):
+    assert _qemu.resolve_accel_cpu(accel, cpu, {"dev_kvm": dev_kvm, "vendor": "intel"}) == resolved
+
+
+@pytest.mark.parametrize("path, requested, fmt", [
+    ("/var/lib/nestlab/disks/a.qcow2", "auto", "qcow2"), ("/var/lib/nestlab/disks/a.qcow2", None, "qcow2"),
+    ("/dev/vg01/a", "auto", "raw"), ("/srv/a.img", "qcow2", "qcow2"), ("/srv/a.qcow2", "raw", "raw"),
+])
+def test_image_format_auto_goes_by_the_suffix(path, requested, fmt):
+    assert _qemu.image_format(path, requested) == fmt
+
+
 def test_argv_parsers_read_what_other_vms_use():
     argv = _qemu.build_argv(SPEC, ALLOCATION, PATHS)
     legacy = ["qemu-kvm", "-name", "old", "-net", "nic,model=virtio,macaddr=52:54:00:12:34:61",
