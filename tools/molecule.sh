@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # `make molecule`: every scenario, each on its own disposable test-bed VM.
 #
-# Scenarios run one at a time by default. NESTLAB_MOLECULE_LANES=2 runs them in two lanes
-# (each lane takes the next scenario from one queue, longest first): on a 2-core machine
-# that saved only about a quarter of the time, and the host_bridge scenarios' timers (the
-# host must be reached again through the new bridge within the confirm window) failed once
-# under that load, so lanes are for machines with cores to spare.
+# Two phases. First the scenarios that may share the machine, in NESTLAB_MOLECULE_LANES
+# lanes (default 2; each lane takes the next scenario from one queue, longest first): a bed
+# runs its Ansible tasks on one emulated CPU at a time, so a 2-core machine sat half idle
+# with one bed. Then, one at a time, the scenarios that must run alone: the host_bridge
+# ones (the host must be reached again through the new bridge within a confirm window;
+# their timers failed once with another bed beside them) and two_hypervisors (two beds of
+# its own, a host lost on purpose). NESTLAB_MOLECULE_LANES=1 runs everything one at a time.
 # Each scenario's output goes, time-stamped, to $NESTLAB_CACHE/logs/molecule-SCENARIO.log;
 # a failing scenario's log tail and its beds' serial log tails are printed, its first failed
-# task is added to $NESTLAB_FAILURE (if set), and no lane starts a new scenario after a failure. Usage: tools/molecule.sh [SCENARIO...]
+# task is added to $NESTLAB_FAILURE (if set), and no scenario starts after a failure.
+# Usage: tools/molecule.sh [SCENARIO...]
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,8 +20,10 @@ logs=${NESTLAB_CACHE:?}/logs
 mkdir -p "$logs"
 
 # Longest first (seconds seen on a 2-core machine); scenarios not listed go last.
-order=(site default host_bridge_ifupdown qemu_vm host_bridge_netplan
-       host_bridge_networkmanager)
+order=(site default qemu_vm host_bridge_ifupdown host_bridge_netplan
+       host_bridge_networkmanager two_hypervisors)
+# The scenarios that run alone, after the others.
+solo=(host_bridge_ifupdown host_bridge_netplan host_bridge_networkmanager two_hypervisors)
 if [ $# -gt 0 ]; then
   wanted=("$@")
 else
@@ -33,11 +38,15 @@ for scenario in "${wanted[@]}"; do
   [[ " ${queue[*]} " == *" $scenario "* ]] || queue+=("$scenario")
 done
 
-lanes=${NESTLAB_MOLECULE_LANES:-1}
+shared=() alone=()
+for scenario in "${queue[@]}"; do
+  if [[ " ${solo[*]} " == *" $scenario "* ]]; then alone+=("$scenario"); else shared+=("$scenario"); fi
+done
+
+lanes=${NESTLAB_MOLECULE_LANES:-2}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/nestlab-molecule.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-printf '%s\n' "${queue[@]}" >"$work/queue"
 
 # Print the next scenario and drop it from the queue; nothing once the queue is empty
 # or a scenario has failed.
@@ -89,13 +98,22 @@ run_lane() {
   done
 }
 
-echo "=== molecule: ${#queue[@]} scenarios in $lanes lane(s): ${queue[*]}"
-pids=()
-for lane in $(seq 1 "$lanes"); do
-  run_lane "$lane" &
-  pids+=($!)
-done
-for pid in "${pids[@]}"; do
-  wait "$pid"
-done
+# Run SCENARIOS in N lanes; returns once all have ended (or none starts after a failure).
+run_phase() {
+  local n=$1 lane pid pids=()
+  shift
+  [ $# -gt 0 ] || return 0
+  printf '%s\n' "$@" >"$work/queue"
+  for lane in $(seq 1 "$n"); do
+    run_lane "$lane" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid"
+  done
+}
+
+echo "=== molecule: ${#queue[@]} scenarios; in $lanes lane(s): ${shared[*]:-none}; then alone: ${alone[*]:-none}"
+run_phase "$lanes" "${shared[@]}"
+run_phase 1 "${alone[@]}"
 [ ! -e "$work/failed" ]
