@@ -6,7 +6,8 @@
 #
 # The three quick layers (unit, lint, sanity) run side by side, each mostly on one core,
 # their output kept apart and printed in order once all three have ended; molecule, which
-# needs the whole machine for its test-bed VM, runs after them alone.
+# needs the whole machine for its test-bed VMs (tools/molecule.sh runs them two at a time, then the
+# scenarios that need the machine to themselves alone), runs after them.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
