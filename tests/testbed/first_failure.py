@@ -18,6 +18,7 @@ import sys
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # "14:20:07   │ text": the stamp of tools/molecule.sh, then molecule's frame.
 FRAME = re.compile(r"^(?:\d\d:\d\d:\d\d)?\s*\u2502 ?")
+STAMP = re.compile(r"^\d\d:\d\d:\d\d\s*")
 TASK = re.compile(r"^\s*TASK \[(?P<name>.*)")
 ERROR = re.compile(r"^\s*(?:fatal: \[|failed: \[|\[ERROR\]: )")
 # Where the next task or play starts, or the recap: the end of an error's text.
@@ -74,7 +75,12 @@ def main(argv):
     scenario, log = argv[1], argv[2]
     with open(log, encoding="utf-8", errors="replace") as handle:
         lines = clean(handle)
-    print("\n".join(summary(scenario, lines) or ["=== scenario %s: no failed task in its log (%s)" % (scenario, log)]))
+    out = summary(scenario, lines)
+    if not out:
+        # molecule itself failed (a scenario it cannot load, a driver error): its last word.
+        last = [line.strip() for line in lines if STAMP.sub("", line).strip()][-1:]
+        out = ["=== scenario %s: no failed task in its log (%s)" % (scenario, log)] + ["    " + _cut(line) for line in last]
+    print("\n".join(out))
     return 0
 
 

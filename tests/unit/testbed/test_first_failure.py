@@ -61,8 +61,11 @@ def test_retries_that_passed_are_no_failure():
     assert first_failure.summary("default", first_failure.clean(framed(log))) == []
 
 
-def test_main_says_so_when_the_log_has_no_failed_task(tmp_path, capsys):
-    log = tmp_path / "molecule-default.log"
-    log.write_text("".join(framed("TASK [Wait]\nok: [localhost]\n")))
-    assert first_failure.main(["first_failure.py", "default", str(log)]) == 0
-    assert capsys.readouterr().out == "=== scenario default: no failed task in its log (%s)\n" % log
+def test_main_gives_the_logs_last_line_when_no_task_failed(tmp_path, capsys):
+    log = tmp_path / "molecule-nosuch.log"
+    # As molecule wrote it for a scenario it could not load (no frame on its own lines).
+    log.write_text("16:30:44 \x1b[31mERROR   \x1b[0m 'molecule/nosuch/molecule.yml' glob failed.  Exiting.\n16:30:44 \n\n")
+    assert first_failure.main(["first_failure.py", "nosuch", str(log)]) == 0
+    assert capsys.readouterr().out == (
+        "=== scenario nosuch: no failed task in its log (%s)\n"
+        "    16:30:44 ERROR 'molecule/nosuch/molecule.yml' glob failed. Exiting.\n" % log)
