@@ -174,3 +174,17 @@ def allocate(book, host_id, name, requested_macs, requested_display, seen_macs, 
     record = {"macs": macs, "display": display}
     book.set(name, record)
     return record
+
+
+def backend_of(state_dir, name):
+    """'libvirt' when NAME's allocation says the libvirt backend runs it, else 'qemu'."""
+    return allocation_of(state_dir, name).get("backend") or "qemu"
+
+
+def allocation_of(state_dir, name):
+    """NAME's allocation record ({} when it has none), read without writing the book."""
+    book_path = os.path.join(state_dir, "allocations.json")
+    if not os.path.exists(book_path):
+        return {}
+    with Allocations(book_path, save=False) as book:
+        return dict(book.get(name) or {})

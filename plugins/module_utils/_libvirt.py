@@ -10,20 +10,31 @@ each running one's live state (its autoport-assigned VNC port included) as
 ``/run/libvirt/qemu/NAME.xml`` (a ``<domstatus>`` around the ``<domain>``). Reading those
 files needs neither libvirtd nor its Python bindings.
 
-Private to this collection; standard library and _qemu only.
+A running domain's qemu is reached through libvirtd (``virsh``): its QMP monitor for the
+installer's keys (``DomainMonitor``, the client _console.type_steps takes) and its state with
+libvirt's reason (``domain_state``: a guest that powered off or reset under
+``on_reboot=destroy`` is ``shut off (shutdown)``).
+
+Private to this collection; standard library and the collection's module_utils only.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
+import subprocess
 from xml.etree import ElementTree
 
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._console import png_from_ppm
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import image_format, resolve_accel_cpu
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpError
 
 CONFIG_DIR = "/etc/libvirt/qemu"
 STATUS_DIR = "/run/libvirt/qemu"
 VNC_BASE_PORT = 5900
+# IDE targets of a domain's CD-ROMs: the VM's ISO first, then installer media (seeds).
+CDROM_TARGETS = ("hdc", "hdd", "hda", "hdb")
 # The <metadata> element the collection's domain template writes: a domain holding it was
 # defined by the collection (the libvirt backend may change or undefine it), any other is
 # the user's and is never touched.
@@ -31,6 +42,7 @@ METADATA_NS = "https://github.com/nestlab/cloudlab/libvirt/1"
 METADATA_TAG = "{%s}vm" % METADATA_NS
 LIBVIRTD = "/usr/sbin/libvirtd"
 LIBVIRT_SOCKET = "/run/libvirt/libvirt-sock"
+VIRSH = ("virsh", "--quiet", "--connect", "qemu:///system")
 
 
 class LibvirtError(Exception):
@@ -38,11 +50,13 @@ class LibvirtError(Exception):
 
 
 def domain_claims(text):
-    """{name, macs, vnc_port, disks, ours} of one domain's XML (a <domain>, or a <domstatus>
-    holding one).
+    """{name, macs, vnc_port, disks, drives, on_reboot, ours} of one domain's XML (a <domain>,
+    or a <domstatus> holding one).
 
     ``vnc_port`` is the VNC port the domain has or will have (None with autoport before it
-    runs, or without VNC); ``disks`` are the files and block devices it uses; ``ours`` tells
+    runs, or without VNC); ``disks`` are the files and block devices it uses, ``drives`` those
+    of them that are writable disks (not CD-ROMs), in order; ``on_reboot`` what a guest's
+    reboot does (``destroy`` while the collection's domain runs its installer); ``ours`` tells
     whether the collection defined it (its metadata element).
     """
     try:
@@ -61,13 +75,17 @@ def domain_claims(text):
         port = graphics.get("port", "-1")
         if port.lstrip("-").isdigit() and int(port) >= VNC_BASE_PORT:
             vnc_port = int(port)
-    disks = []
-    for disk in domain.findall("./devices/disk/source"):
-        path = disk.get("file") or disk.get("dev")
+    disks, drives = [], []
+    for disk in domain.findall("./devices/disk"):
+        source = disk.find("source")
+        path = None if source is None else source.get("file") or source.get("dev")
         if path:
             disks.append(path)
+            if disk.get("device", "disk") == "disk":
+                drives.append(path)
     ours = domain.find("./metadata/" + METADATA_TAG) is not None
-    return {"name": name, "macs": macs, "vnc_port": vnc_port, "disks": disks, "ours": ours}
+    return {"name": name, "macs": macs, "vnc_port": vnc_port, "disks": disks, "drives": drives,
+            "on_reboot": (domain.findtext("on_reboot") or "restart").strip(), "ours": ours}
 
 
 def read_domains(config_dir=CONFIG_DIR, status_dir=STATUS_DIR):
@@ -131,7 +149,7 @@ def bridge_kind(name, made=(), root="/"):
 def backend_problems(vms, domains, bridges, daemon):
     """Why the libvirt backend cannot run VMS on this host, as sentences (none: it can).
 
-    VMS: the VMs planned here, each {'name', 'bridges', 'installer'}; DOMAINS: as read_domains
+    VMS: the VMs planned here, each {'name', 'installer_args'}; DOMAINS: as read_domains
     gives them; BRIDGES: {name: 'bridge', 'missing', 'made' (host_bridge makes it in this
     run) or 'other' (an interface, not a Linux bridge)}, as bridge_kind tells; DAEMON: {'installed', 'running'}.
     """
@@ -156,25 +174,86 @@ def backend_problems(vms, domains, bridges, daemon):
             problems.append("VM %s: a libvirt domain %s exists that the collection did not define (%s): it is "
                             "never changed; rename the VM or remove the domain"
                             % (vm["name"], vm["name"], "running" if domain.get("running") else "defined"))
-        if vm.get("installer"):
-            problems.append("VM %s: hands-free installs (installer settings) run on the qemu backend only; "
-                            "set cloudlab_vm_backend: qemu on this hypervisor or drop the VM's installer" % vm["name"])
+        try:
+            installer_devices(vm.get("installer_args") or [])
+        except LibvirtError as error:
+            problems.append("VM %s: its installer cannot run as a libvirt domain: %s; set cloudlab_vm_backend: "
+                            "qemu on this hypervisor, or leave that out of the installer's args"
+                            % (vm["name"], error))
     return problems
 
 
-def domain_settings(params, record, host, serial_dir):
+def _option_fields(value):
+    """The fields of a qemu option list (``file=/a,,b.iso,media=cdrom``): ',,' is a comma."""
+    fields, current = [], ""
+    index = 0
+    while index < len(value):
+        if value[index] == ",":
+            if value[index + 1:index + 2] == ",":
+                current += ","
+                index += 2
+                continue
+            fields.append(current)
+            current = ""
+        else:
+            current += value[index]
+        index += 1
+    fields.append(current)
+    return dict(field.split("=", 1) if "=" in field else (field, "") for field in fields)
+
+
+def installer_devices(args):
+    """What a VM's installer arguments (qemu_vm's installer_args, as the plan makes them: a
+    direct kernel boot and seed media) are in a libvirt domain: {'kernel', 'initrd',
+    'cmdline', 'cdroms'}. LibvirtError names an argument a domain has no element for."""
+    devices = {"kernel": None, "initrd": None, "cmdline": None, "cdroms": []}
+    options = {"-kernel": "kernel", "-initrd": "initrd", "-append": "cmdline"}
+    index = 0
+    while index < len(args):
+        option = args[index]
+        if option not in options and option != "-drive":
+            raise LibvirtError("the qemu argument %r has no libvirt domain element here (only -kernel, "
+                               "-initrd, -append and -drive media=cdrom are translated)" % option)
+        if index + 1 >= len(args):
+            raise LibvirtError("%s needs a value" % option)
+        value = args[index + 1]
+        index += 2
+        if option in options:
+            devices[options[option]] = value
+            continue
+        fields = _option_fields(value)
+        if fields.get("media") != "cdrom" or not fields.get("file"):
+            raise LibvirtError("-drive %s is not a CD-ROM image (media=cdrom,file=...), the only drive an "
+                               "installer adds to a domain" % value)
+        devices["cdroms"].append(fields["file"])
+    if len(devices["cdroms"]) > len(CDROM_TARGETS) - 1:
+        raise LibvirtError("%d CD-ROMs besides the ISO; a domain's IDE bus takes %d"
+                           % (len(devices["cdroms"]), len(CDROM_TARGETS) - 1))
+    return devices
+
+
+def domain_settings(params, record, host, serial_dir, installed=False):
     """What the domain template renders for one VM: its qemu_vm arguments PARAMS resolved on
-    this HOST ({'dev_kvm', 'vendor'}) with the MACs and display of its allocation RECORD."""
+    this HOST ({'dev_kvm', 'vendor'}) with the MACs and display of its allocation RECORD.
+
+    With boot=install, until the VM is INSTALLED (its installed record is for these disks),
+    the domain runs its installer: the ISO first, the installer's kernel and seed media, and a
+    guest reboot that destroys the domain (qemu's -no-reboot), so that the installer's last
+    reset or power-off leaves it shut off for qemu_vm_install to see; then the disk alone."""
     accel, cpu = resolve_accel_cpu(params.get("accel"), params.get("cpu"), host)
     model, _sep, features = cpu.partition(",")
     disks = [{"path": disk["path"], "format": image_format(disk["path"], disk.get("format")),
               "type": "block" if disk["path"].startswith("/dev/") else "file"}
              for disk in params.get("disks") or []]
     boot = params.get("boot") or "once"
-    cdrom = params.get("cdrom")
+    installing = boot == "install" and not installed
+    devices = installer_devices(params.get("installer_args") or []) if installing else installer_devices([])
+    cdrom = params.get("cdrom") if boot != "install" or installing else None
     # 'once': the disk first, so the ISO boots while the disk is empty and the installed
     # system after the installer's reboot (libvirt has no boot-once).
-    order = {"cdrom": ["cdrom", "hd"], "disk": ["hd"]}.get(boot, ["hd", "cdrom"]) if cdrom else ["hd"]
+    order = {"cdrom": ["cdrom", "hd"], "install": ["cdrom", "hd"], "disk": ["hd"]}.get(boot, ["hd", "cdrom"]) \
+        if cdrom else ["hd"]
+    cdroms = ([cdrom] if "cdrom" in order else []) + devices["cdroms"]
     nics = [{"bridge": nic.get("bridge") or "br0", "mac": mac,
              "model": "virtio" if (nic.get("model") or "virtio-net-pci") == "virtio-net-pci" else nic["model"]}
             for nic, mac in zip(params.get("nics") or [], record["macs"])]
@@ -184,10 +263,78 @@ def domain_settings(params, record, host, serial_dir):
         "cpu": {"mode": "host-passthrough"} if model == "host" else {
             "mode": "custom", "model": model,
             "features": [feature.lstrip("+") for feature in features.split(",") if feature.startswith("+")]},
-        "disks": disks, "cdrom": cdrom if "cdrom" in order else None, "boot": order, "nics": nics,
-        "macs": [nic["mac"] for nic in nics],
+        "disks": disks, "cdrom": cdrom if "cdrom" in order else None,
+        "cdroms": [{"path": path, "target": target} for path, target in zip(cdroms, CDROM_TARGETS)],
+        "boot": order, "kernel": devices["kernel"], "initrd": devices["initrd"], "cmdline": devices["cmdline"],
+        "on_reboot": "destroy" if installing else "restart",
+        "installing": installing, "installed": boot == "install" and installed,
+        "nics": nics, "macs": [nic["mac"] for nic in nics],
         "serial_log": os.path.join(serial_dir, params["name"] + ".serial.log"),
         "vnc": {"display": record["display"], "port": VNC_BASE_PORT + record["display"],
                 "listen": params.get("vnc_listen") or "127.0.0.1"},
         "metadata_ns": METADATA_NS,
     }
+
+
+def run_virsh(args, timeout=60):
+    """(rc, stdout, stderr) of virsh ARGS on the system connection."""
+    try:
+        done = subprocess.run(list(VIRSH) + list(args), capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return 1, "", str(error)
+    return done.returncode, done.stdout, done.stderr
+
+
+def domain_state(name, run=run_virsh):
+    """(state, reason) of domain NAME as libvirt tells them (('shut off', 'shutdown'),
+    ('running', 'booted')), or (None, why) when libvirt does not know it."""
+    rc, out, err = run(["domstate", name, "--reason"])
+    if rc != 0:
+        return None, (err or out).strip()
+    state, _sep, reason = out.strip().partition(" (")
+    return state, reason.rstrip(")")
+
+
+class DomainMonitor:
+    """QMP commands to a running domain's qemu through libvirtd (``virsh
+    qemu-monitor-command``): ``with DomainMonitor(name) as qmp: qmp.command("send-key", ...)``,
+    as QmpClient is used. ``screendump`` is libvirt's screenshot (its qemu may not write
+    where the caller asks), PNG when the caller asks for it."""
+
+    def __init__(self, name, run=run_virsh):
+        self.name = name
+        self.run = run
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        return False
+
+    def command(self, name, **arguments):
+        if name == "screendump":
+            return self._screenshot(arguments["filename"], arguments.get("format", "ppm"))
+        message = {"execute": name}
+        if arguments:
+            message["arguments"] = arguments
+        rc, out, err = self.run(["qemu-monitor-command", self.name, json.dumps(message)])
+        if rc != 0:
+            raise QmpError("QMP %s through libvirt on domain %s: %s" % (name, self.name, (err or out).strip()))
+        try:
+            reply = json.loads(out)
+        except ValueError as error:
+            raise QmpError("QMP %s through libvirt on domain %s: %s" % (name, self.name, error)) from error
+        if "error" in reply:
+            raise QmpError("QMP %s failed: %s" % (name, reply["error"].get("desc", reply["error"])))
+        return reply.get("return")
+
+    def _screenshot(self, path, kind):
+        rc, out, err = self.run(["screenshot", self.name, "--file", path])
+        if rc != 0:
+            raise QmpError("screenshot of domain %s: %s" % (self.name, (err or out).strip()))
+        if kind == "png":
+            with open(path, "rb") as handle:
+                data = png_from_ppm(handle.read())
+            with open(path, "wb") as handle:
+                handle.write(data)
+        return {}

@@ -92,7 +92,8 @@ options:
           - With C(libvirt), also found - libvirtd not installed or not running, a planned VM
             named like a libvirt domain the collection did not define, a bridge libvirt
             cannot use (an interface that is no bridge, or one missing that I(bridges_made)
-            does not name), a VM with installer settings (installs run on the qemu backend).
+            does not name), a VM whose installer arguments a domain cannot express (only a
+            direct kernel boot and CD-ROM media are translated).
         type: str
         choices: [qemu, libvirt, auto]
         default: qemu
@@ -272,7 +273,7 @@ def libvirt_problems(request, daemon):
     """Why the planned VMs cannot be libvirt domains here (see _libvirt.backend_problems)."""
     vms, bridges = [], {}
     for vm in request["vms"]:
-        vms.append({"name": vm.get("name"), "installer": vm.get("installer")})
+        vms.append({"name": vm.get("name"), "installer_args": (vm.get("qemu_vm") or {}).get("installer_args")})
         for nic in (vm.get("qemu_vm") or {}).get("nics") or []:
             bridge = nic.get("bridge") or "br0"
             bridges[bridge] = bridge_kind(bridge, request["bridges_made"])

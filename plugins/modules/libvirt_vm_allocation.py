@@ -19,6 +19,11 @@ description:
     log file) for the collection's domain template C(playbooks/templates/libvirt-domain.xml.j2),
     which C(community.libvirt.virt) then defines; the domain carries the collection's
     metadata element, which marks it as the collection's own.
+  - A VM with C(boot=install) is defined to run its installer (the ISO first, the installer's
+    direct kernel boot and seed media from C(installer_args), and C(on_reboot=destroy), so that
+    the installer's last reset or power-off shuts the domain off) until it is recorded
+    installed for its disks (by M(nestlab.cloudlab.qemu_vm_install), in I(state_dir)), then
+    to boot its disk alone.
   - Refuses, before it writes anything, a VM named like a libvirt domain the collection did
     not define, a MAC or VNC display such a domain (or any other VM) claims, a bridge libvirt
     cannot use, and a host where libvirtd is not installed or not running.
@@ -39,14 +44,17 @@ options:
       - The VMs of this hypervisor, each a dict of M(nestlab.cloudlab.qemu_vm) arguments (the
         C(cloudlab_vms) that C(playbooks/plan.yml) makes from the plan).
       - Read here - C(name), C(state), C(nics) (C(bridge), C(mac), C(model)), C(vnc_display),
-        C(vnc_listen), C(disks), C(cdrom), C(boot), C(memory), C(vcpus), C(cpu), C(accel).
+        C(vnc_listen), C(disks), C(cdrom), C(boot), C(installer_args) (C(-kernel), C(-initrd),
+        C(-append), C(-drive) of a CD-ROM), C(memory), C(vcpus), C(cpu), C(accel).
         Other keys are ignored; C(vnc_password) is never read nor returned.
       - A VM with C(state=absent) gives its MACs and display back.
     type: list
     elements: dict
     required: true
   state_dir:
-    description: Where the allocation file (C(allocations.json)) lives, shared with M(nestlab.cloudlab.qemu_vm).
+    description:
+      - Where the allocation file (C(allocations.json)) and the installed records
+        (C(installed/NAME.json)) live, shared with M(nestlab.cloudlab.qemu_vm).
     type: path
     default: /var/lib/nestlab
   serial_dir:
@@ -87,6 +95,8 @@ vms:
       C(state) and C(own_domain).
     - C(own_domain) tells whether a domain of that name exists that the collection defined
       (the only domains a teardown may undefine).
+    - C(installing) is true while a C(boot=install) VM is defined to run its installer,
+      C(installed) once it is recorded installed.
   returned: always
   type: list
   elements: dict
@@ -99,7 +109,14 @@ vms:
       cpu: {mode: host-passthrough}
       disks: [{path: /dev/vg01/ciab, format: raw, type: block}]
       cdrom: /srv/iso/faststart.iso
+      cdroms: [{path: /srv/iso/faststart.iso, target: hdc}]
       boot: [hd, cdrom]
+      kernel: null
+      initrd: null
+      cmdline: null
+      on_reboot: restart
+      installing: false
+      installed: false
       nics: [{bridge: br0, mac: "52:54:00:3c:11:0a", model: virtio}]
       macs: ["52:54:00:3c:11:0a"]
       serial_log: /var/log/nestlab/ciab.serial.log
@@ -122,8 +139,8 @@ from ansible_collections.nestlab.cloudlab.plugins.module_utils._kvm import accel
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import (
     backend_problems, bridge_kind, claimed, daemon_state, domain_settings, read_domains)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
-    SpecError, argv_display, argv_macs, check_name, displays_in_use, fdb_macs, listening_ports, qemu_processes,
-    vm_name_of)
+    SpecError, argv_display, argv_macs, check_name, displays_in_use, fdb_macs, installed_record, listening_ports,
+    qemu_processes, vm_name_of)
 
 
 def survey(module, requests):
@@ -137,8 +154,8 @@ def survey(module, requests):
     bridges = {nic.get("bridge") or "br0" for request in running for nic in request.get("nics") or [{}]}
     kinds = {bridge: bridge_kind(bridge, module.params["bridges_made"]) for bridge in bridges}
     daemon = daemon_state()
-    problems = backend_problems([{"name": request["name"]} for request in running], domains, kinds,
-                                daemon) if running else []
+    problems = backend_problems([{"name": request["name"], "installer_args": request.get("installer_args")}
+                                 for request in running], domains, kinds, daemon) if running else []
     others = {pid: argv for pid, argv in qemu_processes().items() if vm_name_of(argv) not in own}
     libvirt = claimed(domains, leave_out=own)
     macs = set(libvirt["macs"]).union(*(argv_macs(argv) for argv in others.values()))
@@ -197,7 +214,9 @@ def main():
             except AllocationError as error:
                 # Nothing is saved: the book is written only when the block ends cleanly.
                 module.fail_json(msg="%s: %s. Nothing was changed." % (name, error))
-            settings = domain_settings(dict(request, nics=nics), record, host, module.params["serial_dir"])
+            disks = [disk["path"] for disk in request.get("disks") or []]
+            installed = installed_record(module.params["state_dir"], name, disks) is not None
+            settings = domain_settings(dict(request, nics=nics), record, host, module.params["serial_dir"], installed)
             settings.update(state=request.get("state", "running"), own_domain=name in own)
             # Marked as libvirt's: qemu_vm_info reports it from libvirt, qemu_vm never prunes it.
             book.set(name, dict(record, backend="libvirt", serial_log=settings["serial_log"],

@@ -113,7 +113,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import Allocations
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import STATUS_DIR
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import CONFIG_DIR, STATUS_DIR, LibvirtError, domain_claims
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, argv_disk_paths, argv_vnc, check_name, installed_record, own_pid, recorded, runtime_paths)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._probe import parse_systemctl_show
@@ -128,7 +128,7 @@ def describe(name, record, paths, state_dir):
         return {"name": name, "state": "absent"}
     record = record or {}
     if record.get("backend") == "libvirt":
-        return describe_domain(name, record)
+        return describe_domain(name, record, state_dir)
     argv = (recorded(paths) or {}).get("argv") or []
     listen, _display = argv_vnc(argv)
     entry = {"name": name, "state": "stopped", "macs": record.get("macs", []), "argv": argv,
@@ -142,11 +142,17 @@ def describe(name, record, paths, state_dir):
     return entry
 
 
-def describe_domain(name, record, status_dir=STATUS_DIR):
+def describe_domain(name, record, state_dir, config_dir=CONFIG_DIR, status_dir=STATUS_DIR):
     """A VM of the libvirt backend: running while libvirt keeps its live status file (and the
-    pid file of its qemu) in STATUS_DIR."""
+    pid file of its qemu) in STATUS_DIR; installed when its record is for the disks of its
+    domain in CONFIG_DIR."""
+    try:
+        drives = domain_claims(read_text(os.path.join(config_dir, name + ".xml")) or "")["drives"]
+    except LibvirtError:
+        drives = None
     entry = {"name": name, "backend": "libvirt", "macs": record.get("macs", []),
-             "serial_log": record.get("serial_log"), "installed": False, "state": "stopped"}
+             "serial_log": record.get("serial_log"), "state": "stopped",
+             "installed": drives is not None and installed_record(state_dir, name, drives) is not None}
     if os.path.exists(os.path.join(status_dir, name + ".xml")):
         entry["state"] = "running"
         pid = (read_text(os.path.join(status_dir, name + ".pid")) or "").strip()

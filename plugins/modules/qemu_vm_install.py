@@ -29,6 +29,13 @@ description:
     again.
   - With I(wait), a call returns after that many seconds with the VMs still installing
     in C(pending), so a task can repeat it (C(until)) and print progress between calls.
+  - A VM of the libvirt backend (its allocation marked so by
+    M(nestlab.cloudlab.libvirt_vm_allocation), which defines its domain to run the installer
+    with C(on_reboot=destroy)) is driven the same way through libvirtd - its keys go to its
+    qemu's monitor by C(virsh qemu-monitor-command), I(halt) is the domain shut off by its
+    guest (libvirt's reason C(shutdown)), its serial log is the domain's, and the installed
+    record is for the domain's disks. Defining it again to boot its disk is the caller's next
+    step (C(playbooks/vms.yml) does it).
 author:
   - nestlab.cloudlab developers (@nestlab)
 extends_documentation_fragment:
@@ -106,6 +113,7 @@ options:
 seealso:
   - module: nestlab.cloudlab.qemu_vm
   - module: nestlab.cloudlab.qemu_vm_keys
+  - module: nestlab.cloudlab.libvirt_vm_allocation
 notes:
   - C(playbooks/vms.yml) calls it with the plan's C(install) entry of every VM whose installer
     runs, and starts the installed VMs from their disks afterwards.
@@ -176,11 +184,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import allocation_of
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._console import ScreenTimeout, read_serial, type_steps, wait_for_serial
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._files import write_atomic
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._install import (
     done_when_problems, last_lines, port_answers, serial_match)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._keys import KeysError, parse
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import (
+    CONFIG_DIR, STATUS_DIR, DomainMonitor, LibvirtError, domain_claims, domain_state, run_virsh)
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._proc import read_text
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, argv_disk_paths, check_name, installed_path, installed_record, own_pid, recorded, runtime_paths)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError, query_status
@@ -190,7 +202,7 @@ DONE_WHEN = {"halt": {"type": "bool", "default": True}, "serial": {"type": "str"
 
 
 class Install:
-    """One VM's install: what it was started with and what ends it."""
+    """One VM's install on the qemu backend: what it was started with and what ends it."""
 
     def __init__(self, request, state_dir):
         self.name = request["name"]
@@ -198,12 +210,63 @@ class Install:
         self.timeout = request["timeout"]
         self.state_dir = state_dir
         self.paths = runtime_paths(state_dir, self.name)
-        self.argv = (recorded(self.paths) or {}).get("argv") or []
-        self.disks = argv_disk_paths(self.argv)
+        self.serial = self.paths["serial"]
+        self.disks = self.read_disks()
         self.result = {"name": self.name, "installed": False, "changed": False, "presses": 0}
         self.failure = None
         self.request = request
         self.steps = self.menu = None
+        self.start = self.started()
+
+    # What differs between the backends: how the VM was started, its qemu, its monitor.
+
+    def read_disks(self):
+        self.argv = (recorded(self.paths) or {}).get("argv") or []
+        return argv_disk_paths(self.argv)
+
+    def start_problems(self):
+        if not self.argv:
+            return ["it was never started by nestlab.cloudlab.qemu_vm"]
+        if "-no-shutdown" not in self.argv and self.installed() is None:
+            return ["it was not started with boot=install"]
+        return []
+
+    def pid(self):
+        return own_pid(self.paths)
+
+    def started(self):
+        try:
+            return os.path.getmtime(self.paths["pidfile"])
+        except OSError:
+            return time.time()
+
+    def monitor(self, timeout=10):
+        return QmpClient(self.paths["qmp"], timeout=timeout)
+
+    def halted(self):
+        return query_status(self.paths["qmp"]) == "shutdown"
+
+    def clear(self):
+        """Quit the VM's qemu (a halted or timed-out installer) and drop its pidfile."""
+        pid = self.pid()
+        if pid:
+            try:
+                with self.monitor(timeout=5) as qmp:
+                    qmp.command("quit")
+            except QmpError:
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        # qemu removes its pidfile when it quits; a pidfile left over would make the next
+        # start look like the restore of a crashed VM.
+        if not (pid and os.path.exists("/proc/%d" % pid)) and os.path.exists(self.paths["pidfile"]):
+            os.remove(self.paths["pidfile"])
+
+    # The install itself, the same on both backends.
+
+    def installed(self):
+        return installed_record(self.state_dir, self.name, self.disks)
 
     def problems(self):
         problems = done_when_problems(self.done_when)
@@ -217,25 +280,16 @@ class Install:
             problems.append("wait_for %r is not a regular expression (%s)" % (self.request["wait_for"], error))
         if self.request["key_interval_ms"] < 0:
             problems.append("key_interval_ms must not be negative")
-        if not self.argv:
-            problems.append("it was never started by nestlab.cloudlab.qemu_vm")
-        elif "-no-shutdown" not in self.argv and installed_record(self.state_dir, self.name, self.disks) is None:
-            problems.append("it was not started with boot=install")
+        problems += self.start_problems()
         return ["%s: %s" % (self.name, problem) for problem in problems]
 
-    def started(self):
-        try:
-            return os.path.getmtime(self.paths["pidfile"])
-        except OSError:
-            return time.time()
-
     def serial_text(self):
-        return read_serial(self.paths["serial"])
+        return read_serial(self.serial)
 
     def keys_due(self):
         """Whether this VM's running installer still needs its boot keys."""
-        pid = own_pid(self.paths)
-        if not (self.steps and pid) or installed_record(self.state_dir, self.name, self.disks) is not None:
+        pid = self.pid()
+        if not (self.steps and pid) or self.installed() is not None:
             return False
         try:
             with open(self.paths["keys_typed"], encoding="utf-8") as handle:
@@ -245,14 +299,14 @@ class Install:
 
     def type_keys(self):
         """Wait for the boot menu, type the keys and note the qemu they went to (one thread per VM)."""
-        pid = own_pid(self.paths)
-        left = self.timeout - (time.time() - self.started())
-        if self.menu and wait_for_serial(self.paths["serial"], self.menu, max(left, 0)) is None:
+        pid = self.pid()
+        left = self.timeout - (time.time() - self.start)
+        if self.menu and wait_for_serial(self.serial, self.menu, max(left, 0)) is None:
             self.failure = self.timed_out(self.serial_text(), "its serial log did not show %r" % self.menu.pattern)
             return
         started = time.monotonic()
         try:
-            with QmpClient(self.paths["qmp"]) as qmp:
+            with self.monitor() as qmp:
                 type_steps(qmp, self.steps, self.request["key_interval_ms"] / 1000.0, 50, self.paths["screen_check"])
         except QmpError as error:
             self.failure = "%s: typing its boot keys failed: %s" % (self.name, error)
@@ -266,34 +320,32 @@ class Install:
 
     def look(self):
         """(done_by, detail) when the install is done, else None; sets failure when it cannot end."""
-        if installed_record(self.state_dir, self.name, self.disks) is not None:
+        if self.installed() is not None:
             return "record", "installed before"
-        pid = own_pid(self.paths)
         text = self.serial_text()
         line = serial_match(self.done_when, text)
         if line is not None:
             return "serial", line
-        if pid is None:
-            self.failure = ("%s stopped before its install was done (killed or crashed); it is not "
-                            "recorded installed, so the next qemu_vm run starts its installer again"
-                            % self.name)
-            return None
-        if self.done_when["halt"] and query_status(self.paths["qmp"]) == "shutdown":
+        if self.done_when["halt"] and self.halted():
             return "halt", "the installer powered off or reset the VM"
+        if self.pid() is None:
+            self.failure = ("%s stopped before its install was done (killed or crashed); it is not "
+                            "recorded installed, so the next run starts its installer again" % self.name)
+            return None
         if self.done_when.get("port") and port_answers(self.done_when["address"], self.done_when["port"]):
             return "port", "%s:%d answers" % (self.done_when["address"], self.done_when["port"])
-        if time.time() - self.started() > self.timeout:
+        if time.time() - self.start > self.timeout:
             self.failure = self.timed_out(text)
         return None
 
     def timed_out(self, text, what="install not done"):
         picture = os.path.join(self.paths["dir"], "install-timeout.png")
         try:
-            with QmpClient(self.paths["qmp"]) as qmp:
+            with self.monitor() as qmp:
                 qmp.command("screendump", filename=picture, format="png")
-        except QmpError as error:
+        except (QmpError, OSError) as error:
             picture = "none (%s)" % error
-        self.clear()  # so that the next qemu_vm run starts the installer again
+        self.clear()  # so that the next run starts the installer again
         return ("%s: %s within %d s (its installer was stopped and it is not recorded "
                 "installed; a re-run starts it again). Console picture: %s. Last serial lines:\n%s"
                 % (self.name, what, self.timeout, picture, "\n".join(last_lines(text)) or "(empty)"))
@@ -303,26 +355,56 @@ class Install:
         os.makedirs(os.path.dirname(installed_path(self.state_dir, self.name)), mode=0o700, exist_ok=True)
         write_atomic(installed_path(self.state_dir, self.name), json.dumps(
             {"disks": self.disks, "done_by": done_by, "detail": detail, "installed_at": int(time.time()),
-             "seconds": int(time.time() - self.started())}, indent=1), 0o600)
+             "seconds": int(time.time() - self.start)}, indent=1), 0o600)
         if done_by == "halt":
             self.clear()
 
+
+class DomainInstall(Install):
+    """One VM's install on the libvirt backend: a domain that libvirt_vm_allocation defined to
+    run its installer (on_reboot=destroy), reached through libvirtd."""
+
+    def __init__(self, request, state_dir, allocation):
+        self.allocation = allocation
+        super().__init__(request, state_dir)
+        self.serial = allocation.get("serial_log") or self.serial
+        os.makedirs(self.paths["dir"], mode=0o700, exist_ok=True)  # its keys-typed note
+
+    def read_disks(self):
+        try:
+            with open(os.path.join(CONFIG_DIR, self.name + ".xml"), encoding="utf-8") as handle:
+                self.domain = domain_claims(handle.read())
+        except (OSError, UnicodeDecodeError, LibvirtError):
+            self.domain = None
+        return self.domain["drives"] if self.domain else []
+
+    def start_problems(self):
+        if self.domain is None:
+            return ["it has no libvirt domain (%s/%s.xml)" % (CONFIG_DIR, self.name)]
+        if self.domain["on_reboot"] != "destroy" and self.installed() is None:
+            return ["its domain was not defined with boot=install"]
+        return []
+
+    def pid(self):
+        pid = (read_text(os.path.join(STATUS_DIR, self.name + ".pid")) or "").strip()
+        return int(pid) if pid.isdigit() and os.path.exists("/proc/" + pid) else None
+
+    def started(self):
+        try:
+            return os.path.getmtime(os.path.join(STATUS_DIR, self.name + ".pid"))
+        except OSError:
+            return time.time()
+
+    def monitor(self, timeout=10):
+        return DomainMonitor(self.name)
+
+    def halted(self):
+        return domain_state(self.name) == ("shut off", "shutdown")
+
     def clear(self):
-        """Quit the VM's qemu (a halted or timed-out installer) and drop its pidfile."""
-        pid = own_pid(self.paths)
-        if pid:
-            try:
-                with QmpClient(self.paths["qmp"], timeout=5) as qmp:
-                    qmp.command("quit")
-            except QmpError:
-                os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-        # qemu removes its pidfile when it quits; a pidfile left over would make the next
-        # start look like the restore of a crashed VM.
-        if not (pid and os.path.exists("/proc/%d" % pid)) and os.path.exists(self.paths["pidfile"]):
-            os.remove(self.paths["pidfile"])
+        """Destroy a timed-out installer's domain (a halted one is shut off already)."""
+        if self.pid():
+            run_virsh(["destroy", self.name])
 
 
 def main():
@@ -349,7 +431,12 @@ def main():
             errors.append(str(error))
     if errors:
         module.fail_json(msg="; ".join(errors))
-    installs = [Install(request, module.params["state_dir"]) for request in module.params["vms"]]
+    state_dir = module.params["state_dir"]
+    installs = []
+    for request in module.params["vms"]:
+        allocation = allocation_of(state_dir, request["name"])
+        installs.append(DomainInstall(request, state_dir, allocation) if allocation.get("backend") == "libvirt"
+                        else Install(request, state_dir))
     for install in installs:
         errors.extend(install.problems())
     if errors:

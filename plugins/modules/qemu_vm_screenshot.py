@@ -67,34 +67,17 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import Allocations
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._console import png_from_ppm
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import backend_of
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import DomainMonitor
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import SpecError, check_name, runtime_paths
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError
-
-
-def backend_of(state_dir, name):
-    """'libvirt' when NAME's allocation says the libvirt backend runs it, else 'qemu'."""
-    book_path = os.path.join(state_dir, "allocations.json")
-    if not os.path.exists(book_path):
-        return "qemu"
-    with Allocations(book_path, save=False) as book:
-        return (book.get(name) or {}).get("backend") or "qemu"
 
 
 def take_picture(module, name, state_dir, picture):
     """Write the VM's screen to PICTURE as PNG, through QMP or libvirt."""
     if backend_of(state_dir, name) == "libvirt":
-        dump = picture + ".ppm"
-        try:
-            module.run_command(["virsh", "screenshot", name, "--file", dump], check_rc=True)
-            with open(dump, "rb") as handle:
-                data = png_from_ppm(handle.read())
-        finally:
-            if os.path.exists(dump):
-                os.remove(dump)
-        with open(picture, "wb") as handle:
-            handle.write(data)
+        with DomainMonitor(name) as monitor:
+            monitor.command("screendump", filename=picture, format="png")
         return
     socket_path = runtime_paths(state_dir, name)["qmp"]
     if not os.path.exists(socket_path):

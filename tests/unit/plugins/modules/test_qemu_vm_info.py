@@ -26,10 +26,33 @@ def test_a_running_domain_is_reported_with_the_pid_libvirt_wrote(tmp_path):
     (tmp_path / "lv-fe.xml").write_text("<domstatus/>")
     (tmp_path / "lv-fe.pid").write_text("4242")
     record = {"macs": ["52:54:00:00:00:0b"], "display": 6, "vnc_listen": "127.0.0.1", "serial_log": "/l"}
-    entry = qemu_vm_info.describe_domain("lv-fe", record, status_dir=str(tmp_path))
+    entry = qemu_vm_info.describe_domain("lv-fe", record, str(tmp_path), config_dir=str(tmp_path), status_dir=str(tmp_path))
     assert entry == {"name": "lv-fe", "backend": "libvirt", "macs": ["52:54:00:00:00:0b"], "installed": False,
                      "serial_log": "/l", "state": "running", "pid": 4242,
                      "vnc": {"display": 6, "port": 5906, "listen": "127.0.0.1"}}
     # Defined but not running: libvirt keeps no status file.
-    assert qemu_vm_info.describe_domain("lv-nc1", record, status_dir=str(tmp_path))["state"] == "stopped"
-    assert "pid" not in qemu_vm_info.describe_domain("lv-nc1", record, status_dir=str(tmp_path))
+    stopped = qemu_vm_info.describe_domain("lv-nc1", record, str(tmp_path), config_dir=str(tmp_path),
+                                           status_dir=str(tmp_path))
+    assert stopped["state"] == "stopped" and "pid" not in stopped
+
+
+def test_a_domain_is_installed_when_its_record_is_for_the_disks_of_its_definition(tmp_path):
+    config = tmp_path / "etc"
+    config.mkdir()
+    (config / "lv-fe.xml").write_text(
+        "<domain><name>lv-fe</name><devices>"
+        "<disk device='disk'><source file='/d/lv-fe.qcow2'/></disk>"
+        "<disk device='cdrom'><source file='/iso/installer.iso'/></disk></devices></domain>")
+    (tmp_path / "installed").mkdir()
+    record = {"macs": [], "serial_log": "/l"}
+
+    def installed():
+        return qemu_vm_info.describe_domain("lv-fe", record, str(tmp_path), config_dir=str(config),
+                                            status_dir=str(tmp_path / "run"))["installed"]
+
+    assert installed() is False
+    (tmp_path / "installed" / "lv-fe.json").write_text(json.dumps({"disks": ["/d/lv-fe.qcow2"]}))
+    assert installed() is True
+    # A record for other disks (the VM was given a new one) is not this VM's install.
+    (tmp_path / "installed" / "lv-fe.json").write_text(json.dumps({"disks": ["/d/old.qcow2"]}))
+    assert installed() is False
