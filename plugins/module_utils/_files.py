@@ -44,9 +44,12 @@ def same_bytes(path, data):
 
 def write_private(module, path, data):
     """Write DATA (bytes) to PATH through MODULE.atomic_move, readable by root only; its
-    folder is made (0700) when missing."""
+    folder is 0711: no one else may list it, but a VM's qemu that libvirt runs as its own user
+    (the file handed to it for the domain's life by libvirt's ownership change) passes through."""
     folder = os.path.dirname(path)
-    os.makedirs(folder, mode=0o700, exist_ok=True)
+    os.makedirs(folder, mode=0o711, exist_ok=True)
+    if os.stat(folder).st_mode & 0o777 != 0o711:
+        os.chmod(folder, 0o711)
     descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".nestlab-")
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import subprocess
 from xml.etree import ElementTree
 
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._console import png_from_ppm
@@ -276,16 +275,13 @@ def domain_settings(params, record, host, serial_dir, installed=False):
     }
 
 
-def run_virsh(args, timeout=60):
-    """(rc, stdout, stderr) of virsh ARGS on the system connection."""
-    try:
-        done = subprocess.run(list(VIRSH) + list(args), capture_output=True, text=True, timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return 1, "", str(error)
-    return done.returncode, done.stdout, done.stderr
+def virsh(module):
+    """A function that runs virsh ARGS on the system connection through MODULE's run_command
+    and returns (rc, stdout, stderr): the RUN of domain_state and DomainMonitor."""
+    return lambda args: module.run_command(list(VIRSH) + list(args))
 
 
-def domain_state(name, run=run_virsh):
+def domain_state(name, run):
     """(state, reason) of domain NAME as libvirt tells them (('shut off', 'shutdown'),
     ('running', 'booted')), or (None, why) when libvirt does not know it."""
     rc, out, err = run(["domstate", name, "--reason"])
@@ -297,11 +293,11 @@ def domain_state(name, run=run_virsh):
 
 class DomainMonitor:
     """QMP commands to a running domain's qemu through libvirtd (``virsh
-    qemu-monitor-command``): ``with DomainMonitor(name) as qmp: qmp.command("send-key", ...)``,
-    as QmpClient is used. ``screendump`` is libvirt's screenshot (its qemu may not write
-    where the caller asks), PNG when the caller asks for it."""
+    qemu-monitor-command``, run by RUN as ``virsh`` makes it): ``with DomainMonitor(name, run) as
+    qmp: qmp.command("send-key", ...)``, as QmpClient is used. ``screendump`` is libvirt's
+    screenshot (its qemu may not write where the caller asks), PNG when the caller asks for it."""
 
-    def __init__(self, name, run=run_virsh):
+    def __init__(self, name, run):
         self.name = name
         self.run = run
 

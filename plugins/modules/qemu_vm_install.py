@@ -191,7 +191,7 @@ from ansible_collections.nestlab.cloudlab.plugins.module_utils._install import (
     done_when_problems, last_lines, port_answers, serial_match)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._keys import KeysError, parse
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import (
-    CONFIG_DIR, STATUS_DIR, DomainMonitor, LibvirtError, domain_claims, domain_state, run_virsh)
+    CONFIG_DIR, STATUS_DIR, DomainMonitor, LibvirtError, domain_claims, domain_state, virsh)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._proc import read_text
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, argv_disk_paths, check_name, installed_path, installed_record, own_pid, recorded, runtime_paths)
@@ -364,8 +364,9 @@ class DomainInstall(Install):
     """One VM's install on the libvirt backend: a domain that libvirt_vm_allocation defined to
     run its installer (on_reboot=destroy), reached through libvirtd."""
 
-    def __init__(self, request, state_dir, allocation):
+    def __init__(self, request, state_dir, allocation, run):
         self.allocation = allocation
+        self.run = run  # virsh, through the module
         super().__init__(request, state_dir)
         self.serial = allocation.get("serial_log") or self.serial
         os.makedirs(self.paths["dir"], mode=0o700, exist_ok=True)  # its keys-typed note
@@ -396,15 +397,15 @@ class DomainInstall(Install):
             return time.time()
 
     def monitor(self, timeout=10):
-        return DomainMonitor(self.name)
+        return DomainMonitor(self.name, self.run)
 
     def halted(self):
-        return domain_state(self.name) == ("shut off", "shutdown")
+        return domain_state(self.name, self.run) == ("shut off", "shutdown")
 
     def clear(self):
         """Destroy a timed-out installer's domain (a halted one is shut off already)."""
         if self.pid():
-            run_virsh(["destroy", self.name])
+            self.run(["destroy", self.name])
 
 
 def main():
@@ -435,8 +436,8 @@ def main():
     installs = []
     for request in module.params["vms"]:
         allocation = allocation_of(state_dir, request["name"])
-        installs.append(DomainInstall(request, state_dir, allocation) if allocation.get("backend") == "libvirt"
-                        else Install(request, state_dir))
+        installs.append(DomainInstall(request, state_dir, allocation, virsh(module))
+                        if allocation.get("backend") == "libvirt" else Install(request, state_dir))
     for install in installs:
         errors.extend(install.problems())
     if errors:

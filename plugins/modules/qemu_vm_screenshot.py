@@ -68,7 +68,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import backend_of
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import DomainMonitor
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import DomainMonitor, virsh
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import SpecError, check_name, runtime_paths
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError
 
@@ -76,7 +76,7 @@ from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpCl
 def take_picture(module, name, state_dir, picture):
     """Write the VM's screen to PICTURE as PNG, through QMP or libvirt."""
     if backend_of(state_dir, name) == "libvirt":
-        with DomainMonitor(name) as monitor:
+        with DomainMonitor(name, virsh(module)) as monitor:
             monitor.command("screendump", filename=picture, format="png")
         return
     socket_path = runtime_paths(state_dir, name)["qmp"]

@@ -5,6 +5,7 @@ Node Controller), answers read from a seed CD-ROM or typed at an address prompt,
 (which prints ``INSTALLED SYSTEM role=... ip=...``) and resets, as installers do at their end.
 """
 
+import json
 import os
 import re
 import signal
@@ -191,3 +192,30 @@ def test_bad_requests_are_refused_before_any_key_or_record(lab, run_module, tmp_
     assert no_disk["failed"] and "boot=install needs a disk to install onto" in no_disk["msg"]
     missing = vm("lost", cdrom=str(tmp_path / "nope.iso"))
     assert missing["failed"] and "nope.iso does not exist" in missing["msg"]
+
+
+def test_a_libvirt_vm_needs_its_domain_defined_to_install_before_anything_is_typed(tmp_path, run_module, monkeypatch):
+    """The libvirt backend's VMs (their allocation says so) are read from their domains: one
+    without a domain, or with a domain that does not run an installer, is refused."""
+    state_dir, config = tmp_path / "state", tmp_path / "etc"
+    state_dir.mkdir()
+    config.mkdir()
+    book = {name: {"backend": "libvirt", "macs": [], "display": 6, "serial_log": str(tmp_path / (name + ".log"))}
+            for name in ("lv-fe", "lv-nc1", "lv-nc2")}
+    (state_dir / "allocations.json").write_text(json.dumps({"vms": book}))
+    domain = ("<domain><name>{name}</name><on_reboot>{on_reboot}</on_reboot><devices>"
+              "<disk device='disk'><source file='/d/{name}.qcow2'/></disk></devices></domain>")
+    (config / "lv-nc1.xml").write_text(domain.format(name="lv-nc1", on_reboot="restart"))
+    (config / "lv-nc2.xml").write_text(domain.format(name="lv-nc2", on_reboot="destroy"))
+    monkeypatch.setattr(qemu_vm_install, "CONFIG_DIR", str(config))
+    refused = run_module(qemu_vm_install, {"vms": [{"name": name, "boot_keys": "<enter>"} for name in book],
+                                           "state_dir": str(state_dir)})
+    assert refused["failed"]
+    assert refused["errors"] == ["lv-fe: it has no libvirt domain (%s/lv-fe.xml)" % config,
+                                 "lv-nc1: its domain was not defined with boot=install"]
+    assert not (state_dir / "installed").exists()
+    # Installed before (its record is for its domain's disk): a domain that boots its disk is fine.
+    (state_dir / "installed").mkdir()
+    (state_dir / "installed" / "lv-nc1.json").write_text(json.dumps({"disks": ["/d/lv-nc1.qcow2"], "done_by": "halt"}))
+    done = run_module(qemu_vm_install, {"vms": [{"name": "lv-nc1"}], "state_dir": str(state_dir)})
+    assert not done["changed"] and done["vms"][0]["installed"] and done["vms"][0]["done_by"] == "record"

@@ -15,6 +15,8 @@ def test_a_medium_is_written_then_left_alone_then_removed(tmp_path, run_module):
     assert first["changed"] and first["media"][0]["path"] == str(path) and first["media"][0]["label"] == "OEMDRV"
     assert _iso.read_files(str(path)) == ("OEMDRV", {"ks.cfg": b"network --ip=10.101.7.2\n"})
     assert path.stat().st_mode & 0o777 == 0o600
+    # Its folder lists nothing to others, but libvirt's qemu user may pass through to the file.
+    assert path.parent.stat().st_mode & 0o777 == 0o711
     assert not run_module(qemu_vm_seed, args)["changed"]
     changed_text = {"media": [dict(KICKSTART, files=[{"name": "ks.cfg", "content": "other\n"}])],
                     "state_dir": str(tmp_path)}
