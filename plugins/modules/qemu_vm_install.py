@@ -204,7 +204,8 @@ DONE_WHEN = {"halt": {"type": "bool", "default": True}, "serial": {"type": "str"
 class Install:
     """One VM's install on the qemu backend: what it was started with and what ends it."""
 
-    def __init__(self, request, state_dir):
+    def __init__(self, request, state_dir, check_mode=False):
+        self.check_mode = check_mode
         self.name = request["name"]
         self.done_when = request["done_when"]
         self.timeout = request["timeout"]
@@ -314,6 +315,7 @@ class Install:
         except ScreenTimeout as error:
             self.failure = "%s: typing its boot keys stopped at a <waitScreen> checkpoint: %s" % (self.name, error)
             return
+        os.makedirs(self.paths["dir"], mode=0o700, exist_ok=True)  # a domain's first note here
         write_atomic(self.paths["keys_typed"], str(pid), 0o600)
         self.result.update(changed=True, presses=sum(1 for kind, _value in self.steps if kind == "press"),
                            typing_seconds=round(time.monotonic() - started, 2))
@@ -339,8 +341,12 @@ class Install:
         return None
 
     def timed_out(self, text, what="install not done"):
+        if self.check_mode:  # told, never stopped
+            return ("%s: %s within %d s (check mode: its installer was left running). Last serial lines:\n%s"
+                    % (self.name, what, self.timeout, "\n".join(last_lines(text)) or "(empty)"))
         picture = os.path.join(self.paths["dir"], "install-timeout.png")
         try:
+            os.makedirs(self.paths["dir"], mode=0o700, exist_ok=True)
             with self.monitor() as qmp:
                 qmp.command("screendump", filename=picture, format="png")
         except (QmpError, OSError) as error:
@@ -364,12 +370,11 @@ class DomainInstall(Install):
     """One VM's install on the libvirt backend: a domain that libvirt_vm_allocation defined to
     run its installer (on_reboot=destroy), reached through libvirtd."""
 
-    def __init__(self, request, state_dir, allocation, run):
+    def __init__(self, request, state_dir, allocation, run, check_mode=False):
         self.allocation = allocation
         self.run = run  # virsh, through the module
-        super().__init__(request, state_dir)
+        super().__init__(request, state_dir, check_mode)
         self.serial = allocation.get("serial_log") or self.serial
-        os.makedirs(self.paths["dir"], mode=0o700, exist_ok=True)  # its keys-typed note
 
     def read_disks(self):
         try:
@@ -436,8 +441,8 @@ def main():
     installs = []
     for request in module.params["vms"]:
         allocation = allocation_of(state_dir, request["name"])
-        installs.append(DomainInstall(request, state_dir, allocation, virsh(module))
-                        if allocation.get("backend") == "libvirt" else Install(request, state_dir))
+        installs.append(DomainInstall(request, state_dir, allocation, virsh(module), module.check_mode)
+                        if allocation.get("backend") == "libvirt" else Install(request, state_dir, module.check_mode))
     for install in installs:
         errors.extend(install.problems())
     if errors:

@@ -155,7 +155,13 @@ def test_an_install_that_does_not_finish_or_dies_is_never_recorded(lab, run_modu
                                           "state_dir": state_dir, "poll_interval": 0.2})
     assert not sliced.get("failed") and sliced["pending"] == ["slow"] and not sliced["changed"], sliced
 
+    # Check mode tells of an install past its timeout but stops nothing.
     pid = restarted["pid"]
+    told = run_module(qemu_vm_install, {"vms": [{"name": "slow", "timeout": 0}], "state_dir": state_dir},
+                      check_mode=True)
+    assert told["failed"] and "slow: install not done within 0 s (check mode: its installer was left running)" in told["msg"]
+    assert os.path.exists("/proc/%d" % pid)
+
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
     died = run_module(qemu_vm_install, {"vms": [{"name": "slow"}], "state_dir": state_dir})
@@ -219,3 +225,35 @@ def test_a_libvirt_vm_needs_its_domain_defined_to_install_before_anything_is_typ
     (state_dir / "installed" / "lv-nc1.json").write_text(json.dumps({"disks": ["/d/lv-nc1.qcow2"], "done_by": "halt"}))
     done = run_module(qemu_vm_install, {"vms": [{"name": "lv-nc1"}], "state_dir": str(state_dir)})
     assert not done["changed"] and done["vms"][0]["installed"] and done["vms"][0]["done_by"] == "record"
+
+
+def test_a_domain_shut_off_by_its_guest_is_installed_and_one_destroyed_is_not(tmp_path, monkeypatch):
+    """How an install on libvirt ends, with libvirt's own words for the domain's state (virsh
+    stands in at the edge): shut off with the reason `shutdown` (the installer's last reset
+    under on_reboot=destroy) is done by `halt`; shut off by a `virsh destroy` is a VM that
+    stopped before its install was done."""
+    config, status, state_dir = tmp_path / "etc", tmp_path / "run", tmp_path / "state"
+    for folder in (config, status, state_dir):
+        folder.mkdir()
+    (config / "lv-fe.xml").write_text("<domain><name>lv-fe</name><on_reboot>destroy</on_reboot><devices>"
+                                      "<disk device='disk'><source file='/d/lv-fe.qcow2'/></disk></devices></domain>")
+    monkeypatch.setattr(qemu_vm_install, "CONFIG_DIR", str(config))
+    monkeypatch.setattr(qemu_vm_install, "STATUS_DIR", str(status))
+    request = {"name": "lv-fe", "boot_keys": None, "wait_for": None, "key_interval_ms": 100, "timeout": 60,
+               "done_when": {"halt": True, "serial": None, "port": None, "address": None}}
+
+    def install(reason):
+        def run(args):
+            assert args == ["domstate", "lv-fe", "--reason"]
+            return 0, "shut off (%s)\n" % reason, ""
+        return qemu_vm_install.DomainInstall(request, str(state_dir), {"serial_log": str(tmp_path / "none.log")}, run)
+
+    halted = install("shutdown")
+    assert halted.problems() == [] and halted.disks == ["/d/lv-fe.qcow2"]
+    assert halted.look() == ("halt", "the installer powered off or reset the VM") and halted.failure is None
+    halted.record("halt", "the installer powered off or reset the VM")
+    assert json.loads((state_dir / "installed" / "lv-fe.json").read_text())["disks"] == ["/d/lv-fe.qcow2"]
+    (state_dir / "installed" / "lv-fe.json").unlink()
+    destroyed = install("destroyed")
+    assert destroyed.look() is None
+    assert destroyed.failure.startswith("lv-fe stopped before its install was done (killed or crashed)")
