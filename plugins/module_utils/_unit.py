@@ -164,12 +164,15 @@ def dropin(vm_dir, python, helper, bridges, devices, files, stop_timeout, passwo
     return "\n".join(lines)
 
 
-def start_script(vm_dir, argv, installed_argv=None, installed_marker=None):
-    """The shell script the unit starts: stale runtime files removed, qemu's start-up errors
-    kept in launch.log; the installed ARGV when INSTALLED_MARKER exists (boot=install)."""
+def start_script(paths, argv, installed_argv=None, installed_marker=None):
+    """The shell script the unit starts in the VM's folder (PATHS as _qemu.runtime_paths
+    gives them): its stale pidfile and QMP socket removed, qemu's start-up errors kept in its
+    launch log; the installed ARGV when INSTALLED_MARKER exists (boot=install)."""
     quoted = " ".join(shlex.quote(argument) for argument in argv)
     lines = ["#!/bin/sh", "# Written by nestlab.cloudlab.qemu_vm; rewritten on the VM's next start.",
-             "cd %s || exit 1" % shlex.quote(vm_dir), "rm -f qemu.pid qmp.sock", "exec 2>launch.log"]
+             "cd %s || exit 1" % shlex.quote(paths["dir"]),
+             "rm -f %s %s" % (shlex.quote(paths["pidfile"]), shlex.quote(paths["qmp"])),
+             "exec 2>%s" % shlex.quote(paths["launch_log"])]
     if installed_argv and installed_argv != argv:
         lines += ["if [ -e %s ]; then" % shlex.quote(installed_marker),
                   "  exec %s" % " ".join(shlex.quote(argument) for argument in installed_argv), "fi"]

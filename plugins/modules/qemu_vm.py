@@ -661,7 +661,7 @@ class Units:
         password = vm.spec["vnc_password"]
         dropin = _unit.dropin(vm.paths["dir"], sys.executable, self.helper, bridges, devices,
                               sorted(opened - set(devices)), vm.params["stop_timeout"], bool(password))
-        start = _unit.start_script(vm.paths["dir"], vm.argv, vm.installed_argv,
+        start = _unit.start_script(vm.paths, vm.argv, vm.installed_argv,
                                    installed_path(self.module.params["state_dir"], vm.name))
         files = [(os.path.join(self.unit_dir, _unit.TEMPLATE_NAME), _unit.TEMPLATE, 0o644),
                  (self.helper, _unit.HELPER, 0o600),

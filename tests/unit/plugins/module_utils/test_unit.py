@@ -11,6 +11,7 @@ import time
 import pytest
 
 from ansible_collections.nestlab.cloudlab.plugins.module_utils import _unit
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import runtime_paths
 
 ESCAPES = [
     ("/dev/vg01/ciab", "dev-vg01-ciab"),
@@ -54,14 +55,19 @@ def test_dropin_orders_after_bridges_disks_and_mounts_and_stops_through_the_help
 
 
 def run_script(tmp_path, argv, installed_argv=None):
+    """What ARGV (or INSTALLED_ARGV) wrote to ./ran when the start script ran it in the VM's folder."""
     marker = tmp_path / "installed.json"
+    paths = runtime_paths(str(tmp_path), "fe")
+    os.makedirs(paths["dir"], exist_ok=True)
     script = tmp_path / "start"
-    script.write_text(_unit.start_script(str(tmp_path), argv, installed_argv, str(marker)))
-    for stale in ("qemu.pid", "qmp.sock"):
-        (tmp_path / stale).write_text("stale")
+    script.write_text(_unit.start_script(paths, argv, installed_argv, str(marker)))
+    for stale in ("pidfile", "qmp"):
+        with open(paths[stale], "w", encoding="utf-8") as handle:
+            handle.write("stale")
     subprocess.run(["/bin/sh", str(script)], check=True, cwd="/")
-    assert not (tmp_path / "qemu.pid").exists() and not (tmp_path / "qmp.sock").exists()
-    return (tmp_path / "ran").read_text()
+    assert not os.path.exists(paths["pidfile"]) and not os.path.exists(paths["qmp"])
+    with open(os.path.join(paths["dir"], "ran"), encoding="utf-8") as handle:
+        return handle.read()
 
 
 def writer(text):
@@ -71,7 +77,8 @@ def writer(text):
 
 def test_start_script_runs_the_argv_quoted_in_the_vm_folder_and_keeps_stderr(tmp_path):
     assert run_script(tmp_path, writer("it's a 'VM' with $HOME and spaces")) == "it's a 'VM' with $HOME and spaces"
-    assert (tmp_path / "launch.log").read_text() == "err\n"
+    with open(runtime_paths(str(tmp_path), "fe")["launch_log"], encoding="utf-8") as handle:
+        assert handle.read() == "err\n"
 
 
 def test_start_script_boots_the_disk_once_the_installed_record_exists(tmp_path):
