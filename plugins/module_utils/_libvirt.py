@@ -184,21 +184,8 @@ def backend_problems(vms, domains, bridges, daemon):
 
 def _option_fields(value):
     """The fields of a qemu option list (``file=/a,,b.iso,media=cdrom``): ',,' is a comma."""
-    fields, current = [], ""
-    index = 0
-    while index < len(value):
-        if value[index] == ",":
-            if value[index + 1:index + 2] == ",":
-                current += ","
-                index += 2
-                continue
-            fields.append(current)
-            current = ""
-        else:
-            current += value[index]
-        index += 1
-    fields.append(current)
-    return dict(field.split("=", 1) if "=" in field else (field, "") for field in fields)
+    fields = [field.replace("\0", ",") for field in value.replace(",,", "\0").split(",")]
+    return dict(field.partition("=")[::2] for field in fields)
 
 
 def installer_devices(args):
