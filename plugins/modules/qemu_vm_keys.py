@@ -18,6 +18,9 @@ description:
     character a US keyboard cannot type fails the task, and nothing is typed.
   - Typing is an action, never a state, so every run that types reports C(changed); check mode
     only checks the keys and the VM.
+  - A VM of the libvirt backend (its allocation marked so by
+    M(nestlab.cloudlab.libvirt_vm_allocation)) is typed into through libvirt (its domain's QMP
+    monitor, C(virsh qemu-monitor-command)), its serial log the domain's.
 author:
   - nestlab.cloudlab developers (@nestlab)
 extends_documentation_fragment:
@@ -106,12 +109,15 @@ seconds:
   sample: 1.3
 """
 
+import os
 import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import allocation_of
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._console import ScreenTimeout, type_steps, wait_for_serial
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._keys import KeysError, parse
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import DomainMonitor, domain_state, virsh
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, check_name, own_pid, runtime_paths)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError
@@ -145,19 +151,29 @@ def main():
         if params[option] < 0:
             module.fail_json(msg="%s: %s must not be negative. Nothing was typed." % (name, option))
     paths = runtime_paths(params["state_dir"], name)
-    if not own_pid(paths):
+    allocation = allocation_of(params["state_dir"], name)
+    if allocation.get("backend") == "libvirt":
+        run = virsh(module)
+        state, why = domain_state(name, run)
+        if state != "running":
+            module.fail_json(msg="%s is not running (its libvirt domain is %s). Nothing was typed." % (name, state or why))
+        serial, monitor = allocation.get("serial_log") or paths["serial"], DomainMonitor(name, run)
+    elif own_pid(paths):
+        serial, monitor = paths["serial"], QmpClient(paths["qmp"])
+    else:
         module.fail_json(msg="%s is not running (no qemu of it under %s). Nothing was typed." % (name, paths["dir"]))
     presses = sum(1 for kind, _value in steps if kind == "press")
     if module.check_mode:
         module.exit_json(changed=presses > 0, presses=presses, seconds=0.0)
     started = time.monotonic()
-    if pattern and wait_for_serial(paths["serial"], pattern, params["timeout"]) is None:
+    if pattern and wait_for_serial(serial, pattern, params["timeout"]) is None:
         module.fail_json(msg="%s: its serial log %s did not show %r within %d s. Nothing was typed."
-                         % (name, paths["serial"], params["wait_for"], params["timeout"]))
+                         % (name, serial, params["wait_for"], params["timeout"]))
     try:
-        with QmpClient(paths["qmp"]) as qmp:
+        os.makedirs(paths["dir"], mode=0o700, exist_ok=True)  # <waitScreen> pictures
+        with monitor as qmp:
             type_steps(qmp, steps, params["interval_ms"] / 1000.0, params["hold_ms"], paths["screen_check"])
-    except QmpError as error:
+    except (QmpError, OSError) as error:
         module.fail_json(msg="%s: typing failed: %s" % (name, error))
     except ScreenTimeout as error:
         module.fail_json(msg="%s: typing stopped at a <waitScreen> checkpoint: %s" % (name, error))

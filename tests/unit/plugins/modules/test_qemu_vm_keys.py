@@ -4,6 +4,7 @@ The guest is tests/testbed/key_echo_disk.py: it prints ``K>`` and then each key'
 or ``<SS>`` (scan code) for keys without one. qemu_vm starts and removes it.
 """
 
+import json
 import re
 import time
 
@@ -71,3 +72,29 @@ def test_check_mode_and_every_bad_input_type_nothing(echo_vm, run_module):
         assert refused["failed"] and re.search(message, refused["msg"]), (arguments, refused["msg"])
     time.sleep(1)  # a key sent by mistake would be echoed by now
     assert serial(echo_vm, "never", timeout=0) == "K>"
+
+
+def test_a_libvirt_domain_is_typed_into_through_libvirts_monitor(tmp_path, run_module, monkeypatch):
+    """A VM the libvirt backend runs (its allocation says so): its state and its keys go
+    through virsh, which stands in here at the edge; a domain that does not run is refused."""
+    serial = tmp_path / "lv-fe.serial.log"
+    serial.write_text("MENU>")
+    book = {"vms": {"lv-fe": {"backend": "libvirt", "macs": [], "display": 6, "serial_log": str(serial)}}}
+    (tmp_path / "allocations.json").write_text(json.dumps(book))
+    calls, state = [], {"now": "running (booted)"}
+
+    def run(args):
+        calls.append(args)
+        if args[0] == "domstate":
+            return 0, state["now"] + "\n", ""
+        return 0, '{"return":{},"id":"libvirt-7"}', ""
+    monkeypatch.setattr(qemu_vm_keys, "virsh", lambda module: run)
+    typed = run_module(qemu_vm_keys, {"name": "lv-fe", "keys": "<down>1", "wait_for": "MENU>$", "interval_ms": 0,
+                                      "state_dir": str(tmp_path)})
+    assert typed["changed"] and typed["presses"] == 2, typed
+    sent = [json.loads(args[2]) for args in calls if args[0] == "qemu-monitor-command"]
+    assert [message["arguments"]["keys"] for message in sent] == [[{"type": "qcode", "data": "down"}],
+                                                                  [{"type": "qcode", "data": "1"}]]
+    state["now"] = "shut off (shutdown)"
+    refused = run_module(qemu_vm_keys, {"name": "lv-fe", "keys": "<enter>", "state_dir": str(tmp_path)})
+    assert refused["failed"] and refused["msg"] == "lv-fe is not running (its libvirt domain is shut off). Nothing was typed."
