@@ -87,6 +87,26 @@ def domain_claims(text):
             "on_reboot": (domain.findtext("on_reboot") or "restart").strip(), "ours": ours}
 
 
+def defined_domain(name, config_dir=CONFIG_DIR):
+    """domain_claims of NAME's persistent definition in CONFIG_DIR, or None when it has none
+    (or one that cannot be read as a domain)."""
+    try:
+        with open(os.path.join(config_dir, name + ".xml"), encoding="utf-8") as handle:
+            return domain_claims(handle.read())
+    except (OSError, UnicodeDecodeError, LibvirtError):
+        return None
+
+
+def domain_pid(name, status_dir=STATUS_DIR):
+    """The pid libvirt wrote for NAME's running qemu in STATUS_DIR, or None."""
+    try:
+        with open(os.path.join(status_dir, name + ".pid"), encoding="utf-8") as handle:
+            pid = handle.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(pid) if pid.isdigit() else None
+
+
 def read_domains(config_dir=CONFIG_DIR, status_dir=STATUS_DIR):
     """Each libvirt domain of this host by name, with ``running`` and ``defined``; and the
     files that could not be read, as sentences (a broken file never hides the others)."""

@@ -113,7 +113,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._alloc import Allocations
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import CONFIG_DIR, STATUS_DIR, LibvirtError, domain_claims
+from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import CONFIG_DIR, STATUS_DIR, defined_domain, domain_pid
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, argv_disk_paths, argv_vnc, check_name, installed_record, own_pid, recorded, runtime_paths)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._probe import parse_systemctl_show
@@ -146,18 +146,15 @@ def describe_domain(name, record, state_dir, config_dir=CONFIG_DIR, status_dir=S
     """A VM of the libvirt backend: running while libvirt keeps its live status file (and the
     pid file of its qemu) in STATUS_DIR; installed when its record is for the disks of its
     domain in CONFIG_DIR."""
-    try:
-        drives = domain_claims(read_text(os.path.join(config_dir, name + ".xml")) or "")["drives"]
-    except LibvirtError:
-        drives = None
+    domain = defined_domain(name, config_dir)
     entry = {"name": name, "backend": "libvirt", "macs": record.get("macs", []),
              "serial_log": record.get("serial_log"), "state": "stopped",
-             "installed": drives is not None and installed_record(state_dir, name, drives) is not None}
+             "installed": domain is not None and installed_record(state_dir, name, domain["drives"]) is not None}
     if os.path.exists(os.path.join(status_dir, name + ".xml")):
         entry["state"] = "running"
-        pid = (read_text(os.path.join(status_dir, name + ".pid")) or "").strip()
-        if pid.isdigit():
-            entry["pid"] = int(pid)
+        pid = domain_pid(name, status_dir)
+        if pid is not None:
+            entry["pid"] = pid
     if record.get("display") is not None:
         entry["vnc"] = {"display": record["display"], "port": 5900 + record["display"], "listen": record.get("vnc_listen")}
     return entry

@@ -191,8 +191,7 @@ from ansible_collections.nestlab.cloudlab.plugins.module_utils._install import (
     done_when_problems, last_lines, port_answers, serial_match)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._keys import KeysError, parse
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._libvirt import (
-    CONFIG_DIR, STATUS_DIR, DomainMonitor, LibvirtError, domain_claims, domain_state, virsh)
-from ansible_collections.nestlab.cloudlab.plugins.module_utils._proc import read_text
+    CONFIG_DIR, STATUS_DIR, DomainMonitor, defined_domain, domain_pid, domain_state, virsh)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qemu import (
     SpecError, argv_disk_paths, check_name, installed_path, installed_record, own_pid, recorded, runtime_paths)
 from ansible_collections.nestlab.cloudlab.plugins.module_utils._qmp import QmpClient, QmpError, query_status
@@ -377,11 +376,7 @@ class DomainInstall(Install):
         self.serial = allocation.get("serial_log") or self.serial
 
     def read_disks(self):
-        try:
-            with open(os.path.join(CONFIG_DIR, self.name + ".xml"), encoding="utf-8") as handle:
-                self.domain = domain_claims(handle.read())
-        except (OSError, UnicodeDecodeError, LibvirtError):
-            self.domain = None
+        self.domain = defined_domain(self.name, CONFIG_DIR)
         return self.domain["drives"] if self.domain else []
 
     def start_problems(self):
@@ -392,8 +387,8 @@ class DomainInstall(Install):
         return []
 
     def pid(self):
-        pid = (read_text(os.path.join(STATUS_DIR, self.name + ".pid")) or "").strip()
-        return int(pid) if pid.isdigit() and os.path.exists("/proc/" + pid) else None
+        pid = domain_pid(self.name, STATUS_DIR)
+        return pid if pid is not None and os.path.exists("/proc/%d" % pid) else None
 
     def started(self):
         try:
